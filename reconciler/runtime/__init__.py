@@ -1,0 +1,110 @@
+"""The container runtime seen by the reconciler: a small protocol of primitives.
+
+`docker.py` implements it on the Docker Engine API; `memory.py` is an in-memory runtime
+for fast tests of pure logic. Everything above this layer (apply, controller, scheduler)
+is written against the protocol and never imports the docker SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Protocol
+
+from ..model import LABEL_ENV, LABEL_SERVICE, ObservedEnvironment, Resources
+from ..naming import container_name
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Callable[[], IO[bytes]]  # opens a tarball of the build context
+    dockerfile: str
+    args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    network: str
+    alias: str  # the service name, resolvable inside the environment's network
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()
+    publish_host: str = "127.0.0.1"
+    volumes: Mapping[str, str] = field(default_factory=dict)  # volume name -> mount path
+    resources: Resources = field(default_factory=Resources)
+    user: str | None = None
+    working_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    id: str
+    name: str
+    running: bool
+    status: str
+    exit_code: int | None = None
+    ports: Mapping[int, int] = field(default_factory=dict)  # container port -> host port
+    ip: str | None = None  # address on the environment network
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: bytes
+
+
+def container_role(name: str, labels: Mapping[str, str]) -> str:
+    """ "" for a container under its canonical name, "next" for any other (a new version
+    being started, or one left behind by a crash mid-swap). Labels cannot change after
+    creation, so the name carries this."""
+    canonical = container_name(labels.get(LABEL_ENV, ""), labels.get(LABEL_SERVICE, ""))
+    return "" if name == canonical else "next"
+
+
+class Runtime(Protocol):
+    def ping(self) -> None:
+        """Raise RuntimeUnavailable if the engine cannot be reached."""
+
+    def observe(self, repo: str | None = None) -> dict[str, ObservedEnvironment]:
+        """Managed environments, rebuilt from labels alone (optionally one repo's)."""
+
+    def has_image(self, image: str) -> bool: ...
+
+    def pull_image(self, image: str, progress: Progress) -> None: ...
+
+    def build_image(self, tag: str, request: BuildRequest, progress: Progress) -> None: ...
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    def create_container(self, spec: ContainerSpec) -> str: ...
+
+    def start_container(self, container_id: str) -> None: ...
+
+    def inspect_container(self, container_id: str) -> ContainerState: ...
+
+    def rename_container(self, container_id: str, name: str) -> None: ...
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def remove_network(self, name: str) -> None: ...
+
+    def remove_volume(self, name: str) -> None: ...
+
+    def exec(self, container_id: str, command: list[str], timeout: float = 30.0) -> ExecResult:
+        """Run a command in a container and wait for it (health probes)."""
+
+    def probe_http(
+        self, container_id: str, port: int, path: str, timeout: float, publish_host: str
+    ) -> tuple[bool, str]:
+        """GET `path` on `port` of the container; (ok, what happened)."""
+
+    def logs(self, container_id: str, tail: int = 20) -> str: ...

@@ -1,0 +1,390 @@
+"""The Docker Engine runtime (docker SDK, low-level API for one-call listings).
+
+Only objects labelled `hoody.managed=true` are observed, and a name held by an object
+without our labels is a NameConflict, never a takeover. Connection failures become
+RuntimeUnavailable so callers know to tear nothing down.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import Mount
+
+from ..errors import NameConflict, RuntimeFailure, RuntimeUnavailable
+from ..model import (
+    LABEL_COMMIT,
+    LABEL_ENV,
+    LABEL_MANAGED,
+    LABEL_REF,
+    LABEL_REPO,
+    LABEL_SERVICE,
+    LABEL_SPEC_HASH,
+    ObservedContainer,
+    ObservedEnvironment,
+)
+from . import (
+    BuildRequest,
+    ContainerSpec,
+    ContainerState,
+    ExecResult,
+    Progress,
+    container_role,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@contextmanager
+def _engine(what: str) -> Iterator[None]:
+    """Map SDK errors onto our tree: unreachable engine vs refused operation."""
+    try:
+        yield
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+        raise RuntimeUnavailable(f"docker engine unreachable during {what}: {e}") from e
+    except docker.errors.NotFound as e:
+        raise RuntimeFailure(f"{what}: not found: {e.explanation}") from e
+    except docker.errors.APIError as e:
+        if e.status_code and e.status_code >= 500 and "connect" in str(e).lower():
+            raise RuntimeUnavailable(f"{what}: {e.explanation}") from e
+        raise RuntimeFailure(f"{what}: {e.explanation or e}") from e
+    except docker.errors.DockerException as e:
+        raise RuntimeUnavailable(f"docker engine unavailable during {what}: {e}") from e
+
+
+def _managed(labels: Mapping[str, str] | None) -> bool:
+    return bool(labels) and labels.get(LABEL_MANAGED) == "true"  # type: ignore[union-attr]
+
+
+class DockerRuntime:
+    def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
+        self._base_url = base_url
+        self._timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def api(self) -> docker.APIClient:
+        with self._lock:
+            if self._client is None:
+                with _engine("connect"):
+                    if self._base_url:
+                        self._client = docker.DockerClient(
+                            base_url=self._base_url, timeout=int(self._timeout)
+                        )
+                    else:
+                        self._client = docker.from_env(timeout=int(self._timeout))
+            return self._client.api
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        with _engine(what):
+            return fn()
+
+    def ping(self) -> None:
+        self._call("ping", lambda: self.api.ping())
+
+    # -- observation -------------------------------------------------------------------
+
+    def observe(self, repo: str | None = None) -> dict[str, ObservedEnvironment]:
+        filters = [f"{LABEL_MANAGED}=true"] + ([f"{LABEL_REPO}={repo}"] if repo else [])
+        containers = self._call(
+            "list containers", lambda: self.api.containers(all=True, filters={"label": filters})
+        )
+        networks = self._call(
+            "list networks", lambda: self.api.networks(filters={"label": filters})
+        )
+        volumes = self._call("list volumes", lambda: self.api.volumes(filters={"label": filters}))
+        envs: dict[str, dict[str, Any]] = {}
+
+        def slot(labels: Mapping[str, str]) -> dict[str, Any]:
+            name = labels.get(LABEL_ENV, "")
+            return envs.setdefault(
+                name,
+                {
+                    "repo": labels.get(LABEL_REPO, ""),
+                    "ref": labels.get(LABEL_REF, ""),
+                    "commit": labels.get(LABEL_COMMIT, ""),
+                    "containers": [],
+                    "networks": [],
+                    "volumes": [],
+                },
+            )
+
+        for c in containers:
+            labels = c.get("Labels") or {}
+            if not _managed(labels) or not labels.get(LABEL_ENV):
+                continue
+            ports = {
+                int(p["PrivatePort"]): int(p["PublicPort"])
+                for p in c.get("Ports") or []
+                if p.get("PublicPort") and p.get("Type", "tcp") == "tcp"
+            }
+            s = slot(labels)
+            name = (c.get("Names") or ["/"])[0].lstrip("/")
+            role = container_role(name, labels)
+            if not role:  # the live version says which ref/commit runs
+                s["ref"], s["commit"] = labels.get(LABEL_REF, ""), labels.get(LABEL_COMMIT, "")
+            s["containers"].append(
+                ObservedContainer(
+                    id=c["Id"],
+                    name=name,
+                    env=labels[LABEL_ENV],
+                    service=labels.get(LABEL_SERVICE, ""),
+                    ref=labels.get(LABEL_REF, ""),
+                    commit=labels.get(LABEL_COMMIT, ""),
+                    spec_hash=labels.get(LABEL_SPEC_HASH, ""),
+                    running=c.get("State") == "running",
+                    status=c.get("State", "unknown"),
+                    role=role,
+                    ports=ports,
+                )
+            )
+        for n in networks:
+            if _managed(n.get("Labels")) and n["Labels"].get(LABEL_ENV):
+                slot(n["Labels"])["networks"].append(n["Name"])
+        for v in (volumes or {}).get("Volumes") or []:
+            if _managed(v.get("Labels")) and v["Labels"].get(LABEL_ENV):
+                slot(v["Labels"])["volumes"].append(v["Name"])
+        return {
+            name: ObservedEnvironment(
+                name=name,
+                repo=s["repo"],
+                ref=s["ref"],
+                commit=s["commit"],
+                containers=tuple(sorted(s["containers"], key=lambda c: c.name)),
+                networks=tuple(sorted(s["networks"])),
+                volumes=tuple(sorted(s["volumes"])),
+            )
+            for name, s in envs.items()
+        }
+
+    # -- images ------------------------------------------------------------------------
+
+    def has_image(self, image: str) -> bool:
+        try:
+            self._call("inspect image", lambda: self.api.inspect_image(image))
+            return True
+        except RuntimeFailure:
+            return False
+
+    def pull_image(self, image: str, progress: Progress) -> None:
+        progress(f"pulling {image}")
+        repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+        self._call(f"pull {image}", lambda: self.api.pull(repo, tag=tag or "latest"))
+
+    def build_image(self, tag: str, request: BuildRequest, progress: Progress) -> None:
+        progress(f"building {tag}")
+        with request.context() as context, _engine(f"build {tag}"):
+            stream = self.api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                dockerfile=request.dockerfile,
+                buildargs=dict(request.args),
+                labels=dict(request.labels),
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            tail: list[str] = []
+            for chunk in stream:
+                if "error" in chunk:
+                    detail = "".join(tail[-5:]).strip()
+                    raise RuntimeFailure(
+                        f"build of {tag} failed: {chunk['error'].strip()}"
+                        + (f"\n{detail}" if detail else "")
+                    )
+                line = chunk.get("stream")
+                if line:
+                    tail.append(line)
+                    if line.startswith("Step "):
+                        progress(f"{tag}: {line.strip()}")
+
+    # -- networks and volumes ----------------------------------------------------------
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        try:
+            existing = self._call("inspect network", lambda: self.api.inspect_network(name))
+        except RuntimeFailure:
+            self._call(
+                f"create network {name}",
+                lambda: self.api.create_network(name, driver="bridge", labels=dict(labels)),
+            )
+            return
+        if not self._owns(existing.get("Labels"), labels):
+            raise NameConflict(
+                f"network {name} exists and was not created by hoody for this "
+                "environment; it is left alone"
+            )
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        try:
+            existing = self._call("inspect volume", lambda: self.api.inspect_volume(name))
+        except RuntimeFailure:
+            self._call(
+                f"create volume {name}", lambda: self.api.create_volume(name, labels=dict(labels))
+            )
+            return
+        if not self._owns(existing.get("Labels"), labels):
+            raise NameConflict(
+                f"volume {name} exists and was not created by hoody for this "
+                "environment; it is left alone"
+            )
+
+    @staticmethod
+    def _owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
+        return _managed(have) and all(
+            (have or {}).get(k) == want.get(k) for k in (LABEL_REPO, LABEL_ENV)
+        )
+
+    # -- containers --------------------------------------------------------------------
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        api = self.api
+        res = spec.resources
+        host_config = api.create_host_config(
+            port_bindings={p: (spec.publish_host,) for p in spec.ports},
+            mounts=[
+                Mount(target, source, type="volume") for source, target in spec.volumes.items()
+            ],
+            mem_limit=res.memory,
+            nano_cpus=int(res.cpus * 1e9) if res.cpus else None,
+            restart_policy={"Name": "unless-stopped"},
+            network_mode=spec.network,
+            init=True,
+        )
+        networking = api.create_networking_config(
+            {spec.network: api.create_endpoint_config(aliases=[spec.alias])}
+        )
+        try:
+            with _engine(f"create container {spec.name}"):
+                created = api.create_container(
+                    spec.image,
+                    command=list(spec.command) if spec.command else None,
+                    entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
+                    environment=dict(spec.env),
+                    labels=dict(spec.labels),
+                    name=spec.name,
+                    ports=list(spec.ports),
+                    host_config=host_config,
+                    networking_config=networking,
+                    user=spec.user,
+                    working_dir=spec.working_dir,
+                    detach=True,
+                )
+        except RuntimeFailure as e:
+            if "Conflict" in str(e) or "already in use" in str(e):
+                raise self._conflict(spec.name) from e
+            raise
+        return str(created["Id"])
+
+    def _conflict(self, name: str) -> RuntimeFailure:
+        try:
+            other = self._call("inspect container", lambda: self.api.inspect_container(name))
+        except RuntimeFailure:
+            return RuntimeFailure(f"container name {name} is in use")
+        if _managed(other["Config"].get("Labels")):
+            return RuntimeFailure(f"container name {name} is held by another hoody container")
+        return NameConflict(
+            f"container name {name} is held by a container hoody did not create; it is left "
+            "alone (rename or remove it to let this environment start)"
+        )
+
+    def start_container(self, container_id: str) -> None:
+        self._call("start container", lambda: self.api.start(container_id))
+
+    def inspect_container(self, container_id: str) -> ContainerState:
+        info = self._call("inspect container", lambda: self.api.inspect_container(container_id))
+        state = info.get("State") or {}
+        ports: dict[int, int] = {}
+        for key, bindings in ((info.get("NetworkSettings") or {}).get("Ports") or {}).items():
+            port, _, proto = key.partition("/")
+            if proto == "tcp" and bindings:
+                ports[int(port)] = int(bindings[0]["HostPort"])
+        nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = next((n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), None)
+        return ContainerState(
+            id=info["Id"],
+            name=info["Name"].lstrip("/"),
+            running=bool(state.get("Running")),
+            status=state.get("Status", "unknown"),
+            exit_code=state.get("ExitCode"),
+            ports=ports,
+            ip=ip,
+        )
+
+    def rename_container(self, container_id: str, name: str) -> None:
+        self._call("rename container", lambda: self.api.rename(container_id, name))
+
+    def remove_container(self, container_id: str) -> None:
+        try:
+            self._call(
+                "remove container",
+                lambda: self.api.remove_container(container_id, force=True, v=False),
+            )
+        except RuntimeFailure as e:
+            if "not found" not in str(e).lower() and "no such" not in str(e).lower():
+                raise
+
+    def remove_network(self, name: str) -> None:
+        try:
+            self._call("remove network", lambda: self.api.remove_network(name))
+        except RuntimeFailure as e:
+            if "not found" not in str(e).lower():
+                raise
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self._call("remove volume", lambda: self.api.remove_volume(name, force=True))
+        except RuntimeFailure as e:
+            if "not found" not in str(e).lower() and "no such" not in str(e).lower():
+                raise
+
+    def exec(self, container_id: str, command: list[str], timeout: float = 30.0) -> ExecResult:
+        with _engine("exec"):
+            ex = self.api.exec_create(container_id, command, stdout=True, stderr=True)
+            output = self.api.exec_start(ex["Id"])
+            code = self.api.exec_inspect(ex["Id"]).get("ExitCode")
+        return ExecResult(code if code is not None else -1, output or b"")
+
+    def logs(self, container_id: str, tail: int = 20) -> str:
+        try:
+            data = self._call("logs", lambda: self.api.logs(container_id, tail=tail))
+        except RuntimeFailure:
+            return ""
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+    def probe_http(
+        self, container_id: str, port: int, path: str, timeout: float, publish_host: str
+    ) -> tuple[bool, str]:
+        """Through the published port when there is one, else the container's address."""
+        state = self.inspect_container(container_id)
+        if not state.running:
+            return False, f"container {state.status}"
+        if port in state.ports:
+            host = "127.0.0.1" if publish_host in ("0.0.0.0", "") else publish_host
+            target = (host, state.ports[port])
+        elif state.ip:
+            target = (state.ip, port)
+        else:
+            return False, "container has no address"
+        url = f"http://{target[0]}:{target[1]}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return 200 <= resp.status < 400, f"{resp.status} from {url}"
+        except urllib.error.HTTPError as e:
+            return 200 <= e.code < 400, f"{e.code} from {url}"
+        except (OSError, http.client.HTTPException) as e:
+            return False, f"{url}: {e}"

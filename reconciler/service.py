@@ -1,0 +1,128 @@
+"""The long-running part of `hoody serve`: workers draining the queue, the poll timer,
+and watchfiles watches on local repositories. Triggers (webhooks, polls, watches, the
+API) only ever add a repo to the queue; passes do the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from .controller import Controller, PassResult
+from .runtime import Runtime
+from .settings import RepoSettings, Settings
+from .store import Store
+from .workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+def watch_paths(repo: RepoSettings) -> list[Path]:
+    """The directory whose changes mean "refs moved" for a local repository."""
+    root = Path(repo.url)
+    git_dir = root / ".git" if (root / ".git").is_dir() else root
+    return [git_dir] if git_dir.is_dir() else []
+
+
+def _is_ref_change(path: str) -> bool:
+    if path.endswith(".lock"):
+        return False
+    return "/refs/" in path or path.endswith(("packed-refs", "HEAD"))
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        runtime: Runtime,
+        controller: Controller | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.runtime = runtime
+        self.controller = controller or Controller(settings, store, runtime)
+        self.queue = WorkQueue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.passes: dict[str, int] = {}
+        self.last_result: dict[str, PassResult] = {}
+
+    def trigger(self, repo: str, reason: str = "") -> None:
+        log.debug("[%s] queued: %s", repo, reason)
+        self.queue.add(repo)
+
+    def start(self, watch: bool = True) -> None:
+        for repo in self.settings.repos:  # a full pass at once
+            self.queue.add(repo.name)
+        workers = max(1, min(len(self.settings.repos), 4))
+        for i in range(workers):
+            self._spawn(f"reconcile-{i}", self._work)
+        self._spawn("poll", self._poll)
+        if watch:
+            for repo in self.settings.repos:
+                if repo.is_local:
+                    self._spawn(f"watch-{repo.name}", self._watch, repo)
+
+    def _spawn(self, name: str, target: object, *args: object) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)  # type: ignore[arg-type]
+        t.start()
+        self._threads.append(t)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None:
+                continue
+            result: PassResult | None = None
+            try:
+                result = self.controller.reconcile(key)
+                self.last_result[key] = result
+            except Exception:
+                log.exception("[%s] pass crashed", key)
+            finally:
+                self.passes[key] = self.passes.get(key, 0) + 1
+                self.queue.done(key, result.requeue_after if result else 30.0)
+
+    def _poll(self) -> None:
+        due = {r.name: time.monotonic() + r.poll_interval for r in self.settings.repos}
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            for repo in self.settings.repos:
+                if repo.poll_interval > 0 and now >= due[repo.name]:
+                    due[repo.name] = now + repo.poll_interval
+                    self.queue.add(repo.name)
+
+    def _watch(self, repo: RepoSettings) -> None:
+        from watchfiles import watch
+
+        paths = watch_paths(repo)
+        if not paths:
+            log.warning("[%s] %s is not a local git directory; not watched", repo.name, repo.url)
+            return
+        try:
+            for _changes in watch(
+                *paths,
+                watch_filter=lambda _c, p: _is_ref_change(p),
+                stop_event=self._stop,
+                debounce=100,
+                step=20,
+                rust_timeout=500,
+                yield_on_timeout=False,
+                raise_interrupt=False,
+            ):
+                self.trigger(repo.name, "local refs changed")
+        except Exception:
+            log.exception("[%s] watch stopped; polling continues", repo.name)
+
+    def idle(self) -> bool:
+        return not self.queue.busy()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.queue.shutdown()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))

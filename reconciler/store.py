@@ -1,0 +1,225 @@
+"""Durable state: events, environment status, webhook deliveries (SQLAlchemy Core).
+
+SQLite by default (WAL, so `hoody events` can read while `hoody serve` writes); the
+schema sticks to portable types so PostgreSQL can follow. What exists is never stored
+here — that is rebuilt from runtime labels — only what happened and what we decided.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False, index=True),
+    sa.Column("repo", sa.String(100), nullable=False, index=True),
+    sa.Column("env", sa.String(100), nullable=True, index=True),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("level", sa.String(10), nullable=False, default="info"),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=True),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("repo", sa.String(100), nullable=False, index=True),
+    sa.Column("ref", sa.String(500), nullable=True),
+    sa.Column("kind", sa.String(10), nullable=True),
+    sa.Column("commit", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, default="pending"),
+    sa.Column("url", sa.String(500), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+suspensions = sa.Table(
+    "suspensions",
+    metadata,
+    sa.Column("env", sa.String(100), primary_key=True),
+    sa.Column("since", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("repo", sa.String(100), primary_key=True),
+    sa.Column("delivery_id", sa.String(200), primary_key=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    ts: float
+    repo: str
+    env: str | None
+    kind: str
+    level: str
+    message: str
+    details: Mapping[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "repo": self.repo,
+            "env": self.env,
+            "kind": self.kind,
+            "level": self.level,
+            "message": self.message,
+            "details": dict(self.details),
+        }
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    # -- events ------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        repo: str,
+        env: str | None,
+        kind: str,
+        message: str,
+        level: str = "info",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                events.insert().values(
+                    ts=time.time(),
+                    repo=repo,
+                    env=env,
+                    kind=kind,
+                    level=level,
+                    message=message,
+                    details=json.dumps(dict(details or {}), default=str),
+                )
+            )
+
+    def events(
+        self,
+        env: str | None = None,
+        repo: str | None = None,
+        limit: int = 100,
+        kind: str | None = None,
+    ) -> list[Event]:
+        q = sa.select(events).order_by(events.c.id.desc()).limit(limit)
+        if env:
+            q = q.where(events.c.env == env)
+        if repo:
+            q = q.where(events.c.repo == repo)
+        if kind:
+            q = q.where(events.c.kind == kind)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).fetchall()
+        return [
+            Event(
+                r.id, r.ts, r.repo, r.env, r.kind, r.level, r.message, json.loads(r.details or "{}")
+            )
+            for r in rows
+        ]
+
+    # -- environment status ------------------------------------------------------------
+
+    def set_status(self, name: str, repo: str, status: str, **fields: Any) -> None:
+        values = {"repo": repo, "status": status, "updated_at": time.time(), **fields}
+        with self._tx() as conn:
+            done = conn.execute(
+                environments.update().where(environments.c.name == name).values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(environments.insert().values(name=name, **values))
+
+    def forget_environment(self, name: str) -> None:
+        with self._tx() as conn:
+            conn.execute(environments.delete().where(environments.c.name == name))
+
+    def environment(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(environments).where(environments.c.name == name)).first()
+        return dict(row._mapping) if row else None
+
+    def environments(self, repo: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(environments).order_by(environments.c.name)
+        if repo:
+            q = q.where(environments.c.repo == repo)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- suspensions -------------------------------------------------------------------
+
+    def suspend(self, env: str, reason: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(suspensions.delete().where(suspensions.c.env == env))
+            conn.execute(suspensions.insert().values(env=env, since=time.time(), reason=reason))
+
+    def resume(self, env: str) -> bool:
+        with self._tx() as conn:
+            return bool(conn.execute(suspensions.delete().where(suspensions.c.env == env)).rowcount)
+
+    def suspended(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r.env for r in conn.execute(sa.select(suspensions.c.env))}
+
+    # -- webhook deliveries ------------------------------------------------------------
+
+    def remember_delivery(self, repo: str, delivery_id: str) -> bool:
+        """True the first time a delivery id is seen for a repo, False on a redelivery."""
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    deliveries.insert().values(
+                        repo=repo, delivery_id=delivery_id, received_at=time.time()
+                    )
+                )
+            return True
+        except sa.exc.IntegrityError:
+            return False

@@ -1,0 +1,79 @@
+"""A coalescing work queue keyed by repo, in the manner of client-go's workqueue.
+
+A key is queued at most once; a key added while its pass runs is marked dirty and
+queued exactly once more when the pass finishes. So a storm of webhooks for one repo
+costs at most one extra pass, and two passes of one repo never run at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class WorkQueue:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._due: dict[str, float] = {}  # queued keys -> when they may run
+        self._running: set[str] = set()
+        self._dirty: set[str] = set()
+        self._closed = False
+        self.adds = 0
+
+    def add(self, key: str, delay: float = 0.0) -> None:
+        with self._cond:
+            self.adds += 1
+            if self._closed:
+                return
+            if key in self._running:
+                self._dirty.add(key)
+                return
+            when = self._clock() + delay
+            if key not in self._due or when < self._due[key]:
+                self._due[key] = when
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> str | None:
+        """The next due key not already running; None on timeout or shutdown."""
+        limit = None if timeout is None else self._clock() + timeout
+        with self._cond:
+            while not self._closed:
+                now = self._clock()
+                ready = [(t, k) for k, t in self._due.items() if t <= now]
+                if ready:
+                    _, key = min(ready)
+                    del self._due[key]
+                    self._running.add(key)
+                    return key
+                waits = [t - now for t in self._due.values()]
+                if limit is not None:
+                    waits.append(limit - now)
+                    if limit <= now:
+                        return None
+                self._cond.wait(min(waits) if waits else None)
+            return None
+
+    def done(self, key: str, requeue_after: float | None = None) -> None:
+        with self._cond:
+            self._running.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self._due[key] = self._clock()
+            elif requeue_after is not None and key not in self._due:
+                self._due[key] = self._clock() + requeue_after
+            self._cond.notify_all()
+
+    def depth(self) -> int:
+        with self._cond:
+            return len(self._due) + len(self._dirty)
+
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._due or self._running or self._dirty)
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -1,0 +1,122 @@
+"""Shared fixtures: real git repositories in temp dirs and the real Docker engine.
+
+Everything a test creates in Docker belongs to a repo whose name carries this run's id,
+so every object is labelled `hoody.repo=<that name>`; cleanup removes exactly those and
+never touches anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+RUN_ID = uuid.uuid4().hex[:6]
+_counter = iter(range(1, 10_000))
+
+
+def unique(prefix: str = "t") -> str:
+    """A name unique to this run and call: safe as repo and app name."""
+    return f"{prefix}{RUN_ID}{next(_counter)}"
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    out = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                         text=True)
+    return out.stdout.strip()
+
+
+class GitRemote:
+    """A bare 'remote' plus a working clone to commit and push from."""
+
+    def __init__(self, root: Path) -> None:
+        self.bare = root / "remote.git"
+        self.work = root / "work"
+        self.bare.mkdir(parents=True)
+        git(self.bare, "init", "--bare", "-q", "-b", "main")
+        self.work.mkdir()
+        git(self.work, "init", "-q", "-b", "main")
+        git(self.work, "remote", "add", "origin", str(self.bare))
+
+    def write(self, files: dict[str, str]) -> None:
+        for rel, text in files.items():
+            p = self.work / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+
+    def commit(self, branch: str, files: dict[str, str], message: str = "change",
+               push: bool = True, base: str | None = None) -> str:
+        """Commit `files` on `branch` (created from `base` or the current HEAD) and push."""
+        if not self._has_head():
+            git(self.work, "checkout", "-q", "-B", branch)
+        elif git(self.work, "branch", "--list", branch):
+            git(self.work, "checkout", "-q", branch)
+        else:
+            git(self.work, "checkout", "-q", "-b", branch, *([base] if base else []))
+        self.write(files)
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "--allow-empty", "-m", message)
+        sha = git(self.work, "rev-parse", "HEAD")
+        if push:
+            git(self.work, "push", "-q", "-f", "origin", f"HEAD:refs/heads/{branch}")
+        return sha
+
+    def _has_head(self) -> bool:
+        return subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=self.work,
+                              capture_output=True).returncode == 0
+
+    def delete_branch(self, branch: str) -> None:
+        git(self.work, "push", "-q", "origin", f":refs/heads/{branch}")
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> GitRemote:
+    return GitRemote(tmp_path / "git")
+
+
+def docker_client():  # type: ignore[no-untyped-def]
+    import docker
+
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():  # type: ignore[no-untyped-def]
+    try:
+        client = docker_client()
+        client.ping()
+        client.images.get("busybox:1.36")
+    except Exception as e:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"Docker engine with busybox:1.36 is required in CI: {e}")
+        pytest.skip(f"no Docker engine with busybox:1.36 (run scripts/setup-docker): {e}")
+    return client
+
+
+def cleanup_repo(client, repo: str) -> None:  # type: ignore[no-untyped-def]
+    """Remove exactly what hoody created for `repo` (a name carrying this run's id)."""
+    label = {"label": [f"hoody.repo={repo}"]}
+    for c in client.containers.list(all=True, filters=label):
+        c.remove(force=True)
+    for n in client.networks.list(filters=label):
+        n.remove()
+    for v in client.volumes.list(filters=label):
+        v.remove(force=True)
+    for img in client.images.list(filters=label):
+        try:
+            client.images.remove(img.id, force=True)
+        except Exception:  # noqa: BLE001 — shared layers may still be in use
+            pass
+
+
+@pytest.fixture
+def docker_repo(docker_engine) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    name = unique("t")
+    yield name
+    cleanup_repo(docker_engine, name)

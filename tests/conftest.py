@@ -25,10 +25,16 @@ def unique(prefix: str = "t") -> str:
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    out = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                         text=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
     return out.stdout.strip()
 
 
@@ -50,8 +56,14 @@ class GitRemote:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
 
-    def commit(self, branch: str, files: dict[str, str], message: str = "change",
-               push: bool = True, base: str | None = None) -> str:
+    def commit(
+        self,
+        branch: str,
+        files: dict[str, str],
+        message: str = "change",
+        push: bool = True,
+        base: str | None = None,
+    ) -> str:
         """Commit `files` on `branch` (created from `base` or the current HEAD) and push."""
         if not self._has_head():
             git(self.work, "checkout", "-q", "-B", branch)
@@ -68,8 +80,12 @@ class GitRemote:
         return sha
 
     def _has_head(self) -> bool:
-        return subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=self.work,
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=self.work, capture_output=True
+            ).returncode
+            == 0
+        )
 
     def delete_branch(self, branch: str) -> None:
         git(self.work, "push", "-q", "origin", f":refs/heads/{branch}")

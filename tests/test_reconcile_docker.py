@@ -19,9 +19,7 @@ from .conftest import RUN_ID, GitRemote, unique
 
 pytestmark = pytest.mark.docker
 
-WEB = (
-    'mkdir -p /www && echo "$GREETING" > /www/index.html && exec httpd -f -p 8080 -h /www'
-)
+WEB = 'mkdir -p /www && echo "$GREETING" > /www/index.html && exec httpd -f -p 8080 -h /www'
 
 
 def app_yaml(app: str, greeting: str = "hello", extra: str = "") -> str:
@@ -41,8 +39,9 @@ services:
 def make(tmp_path: Path, repo: str, remote: GitRemote, **kw: object) -> Controller:
     settings = Settings(
         state_dir=tmp_path / "state",
-        repos=(RepoSettings(name=repo, url=str(remote.bare), branches=("main", "feature/*"),
-                            **kw),),  # type: ignore[arg-type]
+        repos=(
+            RepoSettings(name=repo, url=str(remote.bare), branches=("main", "feature/*"), **kw),
+        ),  # type: ignore[arg-type]
     )
     return Controller(settings, Store(settings.database_url), DockerRuntime())
 
@@ -52,7 +51,9 @@ def get(url: str) -> str:
         return r.read().decode().strip()
 
 
-def containers(client: docker.DockerClient, repo: str) -> dict[str, docker.models.containers.Container]:
+def containers(
+    client: docker.DockerClient, repo: str
+) -> dict[str, docker.models.containers.Container]:
     found = client.containers.list(all=True, filters={"label": [f"hoody.repo={repo}"]})
     return {c.name: c for c in found}
 
@@ -78,8 +79,15 @@ def test_branches_become_healthy_environments_and_commits_change_only_their_own(
     # Every object carries the labels; network and volume exist per environment.
     before = containers(docker_engine, docker_repo)
     main_c = before[f"{main_env}_web"]
-    for key in ("hoody.managed", "hoody.repo", "hoody.env", "hoody.service", "hoody.ref",
-                "hoody.commit", "hoody.spec-hash"):
+    for key in (
+        "hoody.managed",
+        "hoody.repo",
+        "hoody.env",
+        "hoody.service",
+        "hoody.ref",
+        "hoody.commit",
+        "hoody.spec-hash",
+    ):
         assert key in main_c.labels
     assert docker_engine.networks.get(main_env).attrs["Labels"]["hoody.env"] == main_env
     assert docker_engine.volumes.get(f"{main_env}_data").attrs["Labels"]["hoody.env"] == main_env
@@ -183,8 +191,9 @@ def test_unreachable_remote_or_engine_removes_nothing(
     assert ctl.reconcile(docker_repo).ok
     ids = {c.id for c in containers(docker_engine, docker_repo).values()}
 
-    broken = replace(ctl.settings, repos=(replace(ctl.settings.repos[0],
-                                                  url=str(tmp_path / "nowhere.git")),))
+    broken = replace(
+        ctl.settings, repos=(replace(ctl.settings.repos[0], url=str(tmp_path / "nowhere.git")),)
+    )
     offline = Controller(broken, ctl.store, DockerRuntime())
     result = offline.reconcile(docker_repo)
     assert result.fetch_error
@@ -192,8 +201,9 @@ def test_unreachable_remote_or_engine_removes_nothing(
     assert {c.id for c in containers(docker_engine, docker_repo).values()} == ids
     assert ctl.store.events(repo=docker_repo, kind="fetch_failed")
 
-    no_engine = Controller(ctl.settings, ctl.store,
-                           DockerRuntime(base_url="unix:///nonexistent/docker.sock"))
+    no_engine = Controller(
+        ctl.settings, ctl.store, DockerRuntime(base_url="unix:///nonexistent/docker.sock")
+    )
     remote.delete_branch("feature/x")
     result = no_engine.reconcile(docker_repo)
     assert result.errors and result.requeue_after
@@ -206,7 +216,10 @@ def test_unmanaged_container_with_colliding_name_is_left_alone(
 ) -> None:
     app = unique("a")
     squatter = docker_engine.containers.run(
-        "busybox:1.36", ["sleep", "600"], name=f"main-{app}_web", detach=True,
+        "busybox:1.36",
+        ["sleep", "600"],
+        name=f"main-{app}_web",
+        detach=True,
         labels={"hoody-test-run": RUN_ID},
     )
     try:
@@ -260,8 +273,11 @@ def test_failed_update_keeps_the_old_version_serving(
     assert ctl.reconcile(docker_repo).ok
     old = containers(docker_engine, docker_repo)[f"main-{app}_web"]
 
-    broken = app_yaml(app, "v2").replace("start_period: 15s", "start_period: 2s").replace(
-        "-p 8080", "-p 9999")
+    broken = (
+        app_yaml(app, "v2")
+        .replace("start_period: 15s", "start_period: 2s")
+        .replace("-p 8080", "-p 9999")
+    )
     remote.commit("main", {".hoody/app.yaml": broken})
     result = ctl.reconcile(docker_repo)
     assert result.errors
@@ -269,8 +285,15 @@ def test_failed_update_keeps_the_old_version_serving(
     assert list(now) == [f"main-{app}_web"] and now[f"main-{app}_web"].id == old.id
     status = ctl.store.environment(f"main-{app}")
     assert status["status"] == "failed" and "not healthy" in status["last_error"]
-    assert get(status["url"] or ctl.applier.result(
-        next(iter(ctl.desired(ctl.settings.repos[0])[0].environments.values()))).url) == "v1"
+    assert (
+        get(
+            status["url"]
+            or ctl.applier.result(
+                next(iter(ctl.desired(ctl.settings.repos[0])[0].environments.values()))
+            ).url
+        )
+        == "v1"
+    )
 
 
 def test_build_from_dockerfile_streams_the_commit_without_checkout(
@@ -286,11 +309,14 @@ services:
     ports: [8080]
     healthcheck: {{http: /index.html}}
 """
-    remote.commit("main", {
-        ".hoody/app.yaml": spec,
-        "site/Dockerfile": "FROM busybox:1.36\nCOPY index.html /www/index.html\n",
-        "site/index.html": "built-from-git\n",
-    })
+    remote.commit(
+        "main",
+        {
+            ".hoody/app.yaml": spec,
+            "site/Dockerfile": "FROM busybox:1.36\nCOPY index.html /www/index.html\n",
+            "site/index.html": "built-from-git\n",
+        },
+    )
     ctl = make(tmp_path, docker_repo, remote)
     result = ctl.reconcile(docker_repo)
     assert result.ok, result.errors

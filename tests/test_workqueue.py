@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import threading
+
+from reconciler.workqueue import WorkQueue
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_many_adds_while_running_give_exactly_one_more_pass() -> None:
+    q = WorkQueue(Clock())
+    q.add("shop")
+    assert q.get(timeout=0) == "shop"
+    for _ in range(1000):
+        q.add("shop")
+    assert q.get(timeout=0) is None  # never two passes of one key at once
+    q.done("shop")
+    assert q.get(timeout=0) == "shop"
+    q.done("shop")
+    assert q.get(timeout=0) is None
+
+
+def test_queued_key_is_held_once() -> None:
+    q = WorkQueue(Clock())
+    for _ in range(5):
+        q.add("a")
+    q.add("b")
+    assert q.depth() == 2
+    assert {q.get(timeout=0), q.get(timeout=0)} == {"a", "b"}
+
+
+def test_requeue_after_waits_for_the_clock() -> None:
+    clock = Clock()
+    q = WorkQueue(clock)
+    q.add("a")
+    assert q.get(timeout=0) == "a"
+    q.done("a", requeue_after=10)
+    assert q.get(timeout=0) is None
+    clock.t = 10
+    assert q.get(timeout=0) == "a"
+
+
+def test_shutdown_wakes_waiters() -> None:
+    q = WorkQueue()
+    got: list[str | None] = []
+    t = threading.Thread(target=lambda: got.append(q.get()))
+    t.start()
+    q.shutdown()
+    t.join(2)
+    assert got == [None]

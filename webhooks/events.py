@@ -1,0 +1,86 @@
+"""The one value every provider webhook is reduced to, and the errors on the way there.
+
+Why it exists: the reconciler is level-triggered. A webhook only tells it *which* repository
+(and, for pull requests, which PR in which open/closed state) to look at again; it then
+reads git itself. So GitHub, GitLab and Gitea payloads are squeezed into one small frozen
+`GitEvent` here, and nothing downstream ever sees provider JSON. The sha fields are
+informational only: nobody trusts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.errors import ReconcilerError
+
+# GitEvent.kind values
+PUSH = "push"
+BRANCH_DELETED = "branch_deleted"
+PULL_REQUEST = "pull_request"
+PING = "ping"
+IGNORED = "ignored"
+KINDS = frozenset({PUSH, BRANCH_DELETED, PULL_REQUEST, PING, IGNORED})
+
+PROVIDER_NAMES = ("github", "gitlab", "gitea", "generic")
+
+
+@dataclass(frozen=True)
+class GitEvent:
+    """A verified, normalised webhook delivery: "repository X changed" plus PR state."""
+
+    provider: str  # github | gitlab | gitea | generic
+    kind: str  # push | branch_deleted | pull_request | ping | ignored
+    repository: str | None  # owner/name (GitHub/Gitea full_name) or GitLab path_with_namespace
+    delivery_id: str | None
+    ref: str | None = None  # full ref for pushes (refs/heads/x)
+    pr_number: int | None = None
+    pr_state: str | None = None  # "open" | "closed" (merged counts as closed)
+    pr_action: str | None = None  # opened, synchronize, closed, reopened, edited, labeled, ...
+    pr_head_ref: str | None = None  # head branch name
+    pr_head_sha: str | None = None  # informational only
+    pr_is_fork: bool = False  # head repo differs from base repo
+    pr_draft: bool = False
+    pr_labels: tuple[str, ...] = ()
+    pr_updated_at: str | None = None
+    ignored_reason: str | None = None  # for kind == "ignored", e.g. "tag push"
+
+    @property
+    def branch(self) -> str | None:
+        """The branch name of a push/branch_deleted ref (`refs/heads/x` -> `x`)."""
+        if self.ref is not None and self.ref.startswith("refs/heads/"):
+            return self.ref[len("refs/heads/") :]
+        return None
+
+
+def ignored(
+    provider: str,
+    reason: str,
+    repository: str | None,
+    delivery_id: str | None,
+    ref: str | None = None,
+) -> GitEvent:
+    """A delivery that is acknowledged but changes nothing the reconciler cares about."""
+    return GitEvent(
+        provider=provider,
+        kind=IGNORED,
+        repository=repository,
+        delivery_id=delivery_id,
+        ref=ref,
+        ignored_reason=reason,
+    )
+
+
+class WebhookError(ReconcilerError):
+    """Base of every error a webhook delivery can be refused with."""
+
+
+class SignatureError(WebhookError):
+    """The delivery is not authenticated: signature or token missing, malformed or wrong."""
+
+
+class MalformedPayload(WebhookError):
+    """The delivery is authenticated but cannot be understood. `reason` names the field."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

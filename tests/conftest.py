@@ -7,6 +7,7 @@ never touches anything else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -125,10 +126,9 @@ def cleanup_repo(client, repo: str) -> None:  # type: ignore[no-untyped-def]
     for v in client.volumes.list(filters=label):
         v.remove(force=True)
     for img in client.images.list(filters=label):
-        try:
+        # shared layers may still be in use by another test's image
+        with contextlib.suppress(Exception):
             client.images.remove(img.id, force=True)
-        except Exception:  # noqa: BLE001 — shared layers may still be in use
-            pass
 
 
 @pytest.fixture

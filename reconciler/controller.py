@@ -102,7 +102,7 @@ class Controller:
         self._files: dict[tuple[str, str], _CommitFiles] = {}
         self._desired: dict[tuple[str, str, str], DesiredEnvironment] = {}
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
-        self._noted: dict[tuple[str, str | None], str] = {}  # last message per (repo, env)
+        self._noted: dict[tuple[str, str | None, str], str] = {}  # last message per topic
         self._status: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
         self._progress = progress
@@ -242,9 +242,10 @@ class Controller:
                 "fetch_failed",
                 f"{fetch_error}; using the last fetched refs, nothing is torn down",
                 level="error",
+                topic="fetch",
             )
         else:
-            self.note(repo_name, None, "fetch_ok", "fetch ok", record=False)
+            self.note(repo_name, None, "fetch_ok", "fetch ok", record=False, topic="fetch")
         self._report_held(repo_name, state, observed)
         if dry_run:
             return result
@@ -273,7 +274,14 @@ class Controller:
             if "not found at" in h.reason and env is None:
                 continue  # a branch without a spec simply has no environment
             suffix = "; the running version is kept" if env else ""
-            self.note(repo, env, "spec_invalid", f"{h.ref}: {h.reason}{suffix}", level="error")
+            self.note(
+                repo,
+                env,
+                "spec_invalid",
+                f"{h.ref}: {h.reason}{suffix}",
+                level="error",
+                topic=f"spec:{h.ref}",
+            )
             if env:
                 self._set_status(env, repo, "degraded", last_error=h.reason)
 
@@ -284,8 +292,9 @@ class Controller:
             self.note(repo, a.env, "suspended", "suspended: left alone by the reconciler")
         elif a.desired is not None and a.observed is not None:
             prev = self._failed.get(a.env)
-            if prev and prev[0] != a.desired.spec_hash:
-                self._failed.pop(a.env, None)
+            if prev and prev[0] == a.desired.spec_hash:
+                return  # its containers run but never became healthy: still failed
+            self._failed.pop(a.env, None)
             url = self.applier.url_for(
                 a.env, a.desired, {c.service: c.ports for c in a.observed.containers if not c.role}
             )
@@ -411,9 +420,11 @@ class Controller:
         force: bool = False,
         record: bool = True,
         details: dict[str, Any] | None = None,
+        topic: str | None = None,
     ) -> None:
-        """Record an event, once per change of message for (repo, env) unless forced."""
-        key = (repo, env)
+        """Record an event, once per change of message for (repo, env, topic) unless
+        forced; the topic defaults to the kind."""
+        key = (repo, env, topic or kind)
         if not force and self._noted.get(key) == message:
             return
         self._noted[key] = message

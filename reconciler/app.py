@@ -18,6 +18,14 @@ def create_app(settings: Settings, service: Service) -> Flask:
     app.config["HOODY_SETTINGS"] = settings
     app.extensions["hoody"] = service
 
+    from webhooks import create_blueprint
+
+    from .intake import WebhookIntake
+
+    app.register_blueprint(
+        create_blueprint(WebhookIntake(settings, service.store, service.trigger))
+    )
+
     @app.get("/healthz")
     def healthz() -> Any:
         return jsonify({"status": "ok"})

@@ -8,34 +8,27 @@ one environment failing to apply never stops the others. Every decision is an ev
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import desired as desired_mod
 from .apply import Applier, ApplyResult
-from .desired import DesiredState, RefSource
-from .errors import GitError, ReconcilerError, RuntimeUnavailable, SpecError
+from .desired import DesiredState
+from .errors import ReconcilerError, RuntimeUnavailable
 from .git import Mirror
 from .model import (
-    CRONTAB_FILE,
-    SPEC_FILE,
     Action,
     ActionOp,
-    AppSpec,
     DesiredEnvironment,
     ObservedEnvironment,
-    Ref,
 )
 from .plan import diff
 from .runtime import Runtime
 from .settings import RepoSettings, Settings
-from .spec import parse_app_spec
+from .sources import Snapshot, SourceReader, load_hash_key
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -52,6 +45,37 @@ class EnvLog(logging.LoggerAdapter[logging.Logger]):
         return prefix + str(msg), kwargs
 
 
+@dataclass(frozen=True)
+class PassPlan:
+    snapshot: Snapshot
+    state: DesiredState
+    observed: dict[str, ObservedEnvironment]
+    actions: list[Action]
+    queued: list[str]  # PR environments waiting for room under max_environments
+
+
+@dataclass(frozen=True)
+class EnvChange:
+    """An environment's status moved; listeners (PR feedback, scheduler) react."""
+
+    repo: str
+    env: str
+    status: str
+    info: dict[str, Any]
+
+    @property
+    def pr_number(self) -> int | None:
+        ref = str(self.info.get("ref") or "")
+        parts = ref.split("/")
+        return int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
+
+
+class Listener(Protocol):
+    def environment_changed(self, change: EnvChange) -> None: ...
+
+    def pull_request_decided(self, repo: str, number: int, sha: str, message: str) -> None: ...
+
+
 @dataclass
 class PassResult:
     repo: str
@@ -65,27 +89,6 @@ class PassResult:
         return not self.errors and self.fetch_error is None
 
 
-@dataclass(frozen=True)
-class _CommitFiles:
-    spec: AppSpec | None
-    error: str | None
-    crontab: str | None
-    contexts: dict[str, str]
-
-
-def load_hash_key(state_dir: Path) -> bytes:
-    """The key of spec hashes, kept beside the database so labels never expose secrets."""
-    path = state_dir / "hash.key"
-    if path.exists():
-        return path.read_bytes()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
-
-
 class Controller:
     def __init__(
         self,
@@ -93,14 +96,13 @@ class Controller:
         store: Store,
         runtime: Runtime,
         progress: Callable[[str, str | None, str], None] | None = None,
+        provider_client: Callable[[RepoSettings], Any] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.runtime = runtime
         self.key = load_hash_key(settings.state_dir)
-        self._mirrors: dict[str, Mirror] = {}
-        self._files: dict[tuple[str, str], _CommitFiles] = {}
-        self._desired: dict[tuple[str, str, str], DesiredEnvironment] = {}
+        self.sources = SourceReader(settings, store, self.key, provider_client)
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
         self._noted: dict[tuple[str, str | None, str], str] = {}  # last message per topic
         self._status: dict[str, tuple[Any, ...]] = {}
@@ -109,109 +111,32 @@ class Controller:
         self.applier = Applier(
             runtime, self.mirror, settings.docker.publish_host, settings.url_template
         )
-        # Hooks for the scheduler and the PR feedback: called after an env converges or goes.
+        self._info: dict[str, dict[str, Any]] = {}
+        # Hooks for the scheduler: called after an env converges or goes.
         self.on_applied: list[Callable[[DesiredEnvironment], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
+        self.listeners: list[Listener] = []
 
     # -- git side ----------------------------------------------------------------------
 
     def repo(self, name: str) -> RepoSettings:
-        repo = self.settings.repo(name)
-        if repo is None:
-            raise ReconcilerError(f"unknown repo {name!r}")
-        return repo
+        return self.sources.repo(name)
 
     def mirror(self, name: str) -> Mirror:
-        with self._lock:
-            if name not in self._mirrors:
-                repo = self.repo(name)
-                path = self.settings.state_dir / "git" / f"{name}.git"
-                self._mirrors[name] = Mirror(repo.url, path, repo.provider)
-            return self._mirrors[name]
-
-    def _commit_files(self, repo: RepoSettings, mirror: Mirror, commit: str) -> _CommitFiles:
-        """What .hoody/ holds at a commit; read once per commit, ever."""
-        key = (repo.name, commit)
-        cached = self._files.get(key)
-        if cached is not None:
-            return cached
-        text = mirror.read_file(commit, SPEC_FILE)
-        if text is None:
-            files = _CommitFiles(None, f"{SPEC_FILE}: not found at {commit[:12]}", None, {})
-        else:
-            try:
-                spec = parse_app_spec(text, SPEC_FILE, default_name=repo.name)
-                contexts: dict[str, str] = {}
-                errors: list[str] = []
-                for svc in spec.services.values():
-                    if svc.build is None:
-                        continue
-                    tree = mirror.tree_sha(commit, svc.build.context)
-                    if tree is None:
-                        errors.append(
-                            f"{SPEC_FILE}: services.{svc.name}.build.context: "
-                            f"{svc.build.context!r} is not a directory at {commit[:12]}"
-                        )
-                        continue
-                    dockerfile = os.path.normpath(
-                        os.path.join(svc.build.context, svc.build.dockerfile)
-                    )
-                    if not mirror.has_file(commit, dockerfile):
-                        errors.append(
-                            f"{SPEC_FILE}: services.{svc.name}.build.dockerfile: "
-                            f"{dockerfile} not found at {commit[:12]}"
-                        )
-                    contexts[svc.name] = tree
-                crontab = mirror.read_file(commit, CRONTAB_FILE)
-                files = (
-                    _CommitFiles(None, "\n".join(errors), None, {})
-                    if errors
-                    else _CommitFiles(spec, None, crontab, contexts)
-                )
-            except SpecError as e:
-                files = _CommitFiles(None, str(e), None, {})
-        self._files[key] = files
-        return files
-
-    def sources(self, repo: RepoSettings, mirror: Mirror, refs: list[Ref]) -> list[RefSource]:
-        out = []
-        for ref in refs:
-            if not desired_mod.branch_selected(repo, ref):
-                continue
-            f = self._commit_files(repo, mirror, ref.commit)
-            out.append(RefSource(ref, f.spec, f.error, f.crontab, f.contexts))
-        return out
-
-    def desired(self, repo: RepoSettings) -> tuple[DesiredState, str | None]:
-        mirror = self.mirror(repo.name)
-        fetch_error = None
-        try:
-            mirror.fetch(pull_requests=repo.pull_requests.enabled)
-        except GitError as e:
-            fetch_error = str(e)
-        refs = mirror.list_refs()
-        sources = self.sources(repo, mirror, refs)
-        state = desired_mod.build(
-            repo,
-            sources,
-            self.key,
-            complete=fetch_error is None,
-            note="fetch failed; nothing is torn down" if fetch_error else "",
-            cache=self._desired,
-        )
-        return state, fetch_error
+        return self.sources.mirror(name)
 
     # -- one pass ----------------------------------------------------------------------
 
-    def plan(
-        self, repo_name: str, allow_mass_prune: bool = False
-    ) -> tuple[DesiredState, dict[str, ObservedEnvironment], list[Action], str | None]:
+    def plan(self, repo_name: str, allow_mass_prune: bool = False) -> PassPlan:
         repo = self.repo(repo_name)
-        state, fetch_error = self.desired(repo)
+        snap = self.sources.snapshot(repo)
         observed = self.runtime.observe(repo.name)
+        state, queued = desired_mod.apply_cap(
+            snap.state, repo.pull_requests.max_environments, set(observed)
+        )
         suspended = self.store.suspended()
         actions = diff(state, observed, suspended, repo.prune, allow_mass_prune)
-        return state, observed, actions, fetch_error
+        return PassPlan(snap, state, observed, actions, queued)
 
     def reconcile(
         self, repo_name: str, allow_mass_prune: bool = False, dry_run: bool = False
@@ -219,7 +144,7 @@ class Controller:
         result = PassResult(repo_name)
         elog = EnvLog(log, {"repo": repo_name, "env": None})
         try:
-            state, observed, actions, fetch_error = self.plan(repo_name, allow_mass_prune)
+            pp = self.plan(repo_name, allow_mass_prune)
         except RuntimeUnavailable as e:
             self.note(
                 repo_name, None, "runtime_unavailable", f"{e}; nothing is torn down", level="error"
@@ -232,6 +157,8 @@ class Controller:
             result.errors.append(str(e))
             result.requeue_after = 30.0
             return result
+        state, observed, actions = pp.state, pp.observed, pp.actions
+        fetch_error = pp.snapshot.fetch_error
         result.actions = actions
         if fetch_error:
             result.fetch_error = fetch_error
@@ -249,6 +176,7 @@ class Controller:
         self._report_held(repo_name, state, observed)
         if dry_run:
             return result
+        self._report_prs(repo_name, pp)
         work = [a for a in actions if a.op is not ActionOp.NOOP]
         for a in actions:
             if a.op is ActionOp.NOOP:
@@ -264,6 +192,54 @@ class Controller:
                         if result.requeue_after is None and "unreachable" in err:
                             result.requeue_after = 10.0
         return result
+
+    def _report_prs(self, repo: str, pp: PassPlan) -> None:
+        """Each PR's decision is an event, and goes to the PR (comment) via listeners."""
+        queued = set(pp.queued)
+        by_number = {
+            e.ref.pr_number: e
+            for e in pp.snapshot.state.environments.values()
+            if e.ref.kind == "pr"
+        }
+        if pp.snapshot.pr_error:
+            self.note(
+                repo,
+                None,
+                "provider_error",
+                f"{pp.snapshot.pr_error}; pull request environments are kept as they are",
+                level="error",
+                topic="prs",
+            )
+        for d in pp.snapshot.pr_decisions:
+            env = by_number.get(d.number)
+            if env is not None and env.name in queued:
+                msg = (
+                    "queued: the repo runs its maximum of "
+                    f"{self.repo(repo).pull_requests.max_environments} environments"
+                )
+            elif d.selected:
+                msg = d.message
+            else:
+                msg = f"no environment: {d.message}"
+            sha = env.commit if env is not None else ""
+            if self._noted.get((repo, None, f"pr:{d.number}")) == msg:
+                continue
+            self.note(
+                repo,
+                env.name if env else None,
+                "pull_request",
+                f"PR #{d.number}: {msg}",
+                topic=f"pr:{d.number}",
+            )
+            if d.selected and env is not None and env.name not in queued:
+                continue  # its environment's own status changes speak for it
+            for listener in self.listeners:
+                self._hook(
+                    lambda n=d.number, m=msg, h=sha, li=listener: li.pull_request_decided(
+                        repo, n, h, m
+                    ),
+                    None,
+                )
 
     def _report_held(
         self, repo: str, state: DesiredState, observed: dict[str, ObservedEnvironment]
@@ -328,6 +304,10 @@ class Controller:
                 self.applier.remove(a.observed, progress)
                 self.store.forget_environment(a.env)
                 self._status.pop(a.env, None)
+                info = self._info.pop(a.env, {"ref": a.observed.ref, "commit": a.observed.commit})
+                removal = EnvChange(repo, a.env, "removed", {**info, "reason": a.reason})
+                for listener in self.listeners:
+                    self._hook(listener.environment_changed, removal)
                 self.note(repo, a.env, "removed", f"removed: {a.reason}", force=True)
                 return None
             assert a.desired is not None
@@ -404,7 +384,7 @@ class Controller:
 
     def _hook(self, hook: Callable[..., None], arg: Any) -> None:
         try:
-            hook(arg)
+            hook(arg) if arg is not None else hook()
         except Exception:
             log.exception("hook %r failed", hook)
 
@@ -443,7 +423,12 @@ class Controller:
         if self._status.get(name) == sig:
             return
         self._status[name] = sig
+        info = self._info.setdefault(name, {})
+        info.update(fields)
         try:
             self.store.set_status(name, repo, status, **fields)
         except Exception:
             log.exception("could not record status of %s", name)
+        change = EnvChange(repo, name, status, dict(info))
+        for listener in self.listeners:
+            self._hook(listener.environment_changed, change)

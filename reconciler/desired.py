@@ -11,13 +11,13 @@ import fnmatch
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .model import AppSpec, DesiredEnvironment, DesiredService, Ref, ServiceSpec
 from .naming import env_name
-from .settings import RepoSettings
+from .settings import PullRequestSettings, RepoSettings
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class RefSource:
     error: str | None = None  # why the spec cannot be used (file:line: ...)
     crontab: str | None = None
     contexts: Mapping[str, str] = field(default_factory=dict)  # service -> context tree id
+    secrets: bool = True  # False for fork PRs: the repo's env never reaches them
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,10 @@ def build(
         if source.spec is None:
             held.append(Held(source.ref.name, source.error or "no spec"))
             continue
-        ckey = (repo.name, source.ref.name, source.ref.commit)
+        ckey = (repo.name, source.ref.name, source.ref.commit + ("" if source.secrets else "-"))
         env = cache.get(ckey) if cache is not None else None
         if env is None:
-            env = desired_environment(repo, source, key)
+            env = desired_environment(repo, source, key, inject_secrets=source.secrets)
             if cache is not None:
                 cache[ckey] = env
         if env.name in envs:
@@ -148,3 +149,112 @@ def build(
     if complete and not sources:
         complete, note = False, "the ref listing is empty; nothing will be pruned"
     return DesiredState(repo.name, envs, tuple(held), complete, note)
+
+
+# -- pull requests ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullRequestView:
+    """What the source of truth (provider API, else the latest webhook) says of one PR."""
+
+    number: int
+    open: bool
+    is_fork: bool = False
+    draft: bool = False
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PrDecision:
+    number: int
+    ref: str
+    selected: bool
+    secrets: bool
+    message: str
+
+
+def select_pull_requests(
+    policy: PullRequestSettings,
+    refs: Iterable[Ref],
+    known: Mapping[int, PullRequestView] | None,
+    commit_times: Mapping[str, float],
+    now: float,
+) -> tuple[list[PrDecision], list[Held]]:
+    """Which PR heads get an environment. `known` None means the source of truth could not
+    be read: every PR is held (kept as it is), never torn down on a guess."""
+    decisions: list[PrDecision] = []
+    held: list[Held] = []
+    for ref in refs:
+        if ref.kind != "pr" or ref.pr_number is None:
+            continue
+        n = ref.pr_number
+        if not policy.enabled:
+            decisions.append(PrDecision(n, ref.name, False, False, "pull request previews are off"))
+            continue
+        if known is None:
+            held.append(Held(ref.name, "pull request state unavailable; environment kept"))
+            continue
+        view = known.get(n)
+        if view is None:
+            held.append(Held(ref.name, "pull request state unknown (no webhook or API answer)"))
+            continue
+        if not view.open:
+            decisions.append(PrDecision(n, ref.name, False, False, "closed"))
+        elif view.draft and not policy.drafts:
+            decisions.append(
+                PrDecision(
+                    n, ref.name, False, False, "draft: no preview until it is ready for review"
+                )
+            )
+        elif (
+            view.is_fork
+            and not policy.forks
+            and not (policy.approve_label and policy.approve_label in view.labels)
+        ):
+            how = (
+                f"a maintainer can add the label `{policy.approve_label}`"
+                if policy.approve_label
+                else "fork previews are off"
+            )
+            decisions.append(
+                PrDecision(n, ref.name, False, False, f"from a fork: no preview ({how})")
+            )
+        elif (
+            policy.expire_after is not None
+            and ref.commit in commit_times
+            and now - commit_times[ref.commit] > policy.expire_after
+        ):
+            decisions.append(
+                PrDecision(
+                    n,
+                    ref.name,
+                    False,
+                    False,
+                    f"expired: no commit for {policy.expire_after / 3600:g}h; push a commit to "
+                    "bring it back",
+                )
+            )
+        else:
+            fork_note = " (fork: repository secrets withheld)" if view.is_fork else ""
+            decisions.append(PrDecision(n, ref.name, True, not view.is_fork, f"preview{fork_note}"))
+    return decisions, held
+
+
+def apply_cap(
+    state: DesiredState, cap: int | None, running: Collection[str]
+) -> tuple[DesiredState, list[str]]:
+    """At most `cap` environments per repo. Branch environments always stay (the cap is
+    for previews); running PR environments keep their place, then PRs by number. Returns
+    the new state and the PR environments that wait."""
+    if cap is None or len(state.environments) <= cap:
+        return state, []
+    envs = state.environments.values()
+    branches = [e for e in envs if e.ref.kind != "pr"]
+    prs = sorted(
+        (e for e in envs if e.ref.kind == "pr"),
+        key=lambda e: (e.name not in running, e.ref.pr_number or 0),
+    )
+    room = max(0, cap - len(branches))
+    keep = {e.name: e for e in [*branches, *prs[:room]]}
+    return replace(state, environments=keep), [e.name for e in prs[room:]]

@@ -108,6 +108,13 @@ class Mirror:
         data: bytes = blob.data_stream.read()
         return data.decode("utf-8", "replace")
 
+    def commit_time(self, commit: str) -> float:
+        """When `commit` was committed (seconds since the epoch)."""
+        try:
+            return float(self.repo.commit(commit).committed_date)
+        except (ValueError, git.GitError) as e:
+            raise GitError(f"cannot read commit {commit[:12]}: {e}") from e
+
     def tree_sha(self, commit: str, path: str) -> str | None:
         """The tree id of directory `path` at `commit` (`.` is the root)."""
         entry = self._entry(commit, path)

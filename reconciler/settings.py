@@ -26,6 +26,7 @@ PROVIDERS = ("github", "gitlab", "gitea", "generic")
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    max_body: int = 5 * 1024 * 1024  # largest webhook body accepted (413 beyond)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Settings:
     repos: tuple[RepoSettings, ...] = ()
     workers: int = 4  # parallel environment applies within one pass
     url_template: str | None = None
+    public_url: str | None = None  # where this service is reachable (links in PR statuses)
 
     def repo(self, name: str) -> RepoSettings | None:
         return next((r for r in self.repos if r.name == name), None)
@@ -250,9 +252,11 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
     """Build Settings from loaded YAML. Relative paths resolve against `base_dir`."""
     data = _expand(data, "", os.environ if environ is None else environ)
     top = _Reader(data, "")
-    top.check_unknown(("state_dir", "server", "docker", "repos", "workers", "url_template"))
+    top.check_unknown(
+        ("state_dir", "server", "docker", "repos", "workers", "url_template", "public_url")
+    )
     server = top.sub("server")
-    server.check_unknown(("host", "port"))
+    server.check_unknown(("host", "port", "max_body"))
     docker = top.sub("docker")
     docker.check_unknown(("publish_host",))
     repos_raw = top.get("repos", list, [])
@@ -272,11 +276,16 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         raise ConfigError("server.port", "must be between 0 and 65535")
     return Settings(
         state_dir=state_dir if state_dir.is_absolute() else (base_dir / state_dir).resolve(),
-        server=ServerSettings(host=server.get("host", str, "127.0.0.1"), port=port),
+        server=ServerSettings(
+            host=server.get("host", str, "127.0.0.1"),
+            port=port,
+            max_body=server.get("max_body", int, 5 * 1024 * 1024),
+        ),
         docker=DockerSettings(publish_host=docker.get("publish_host", str, "127.0.0.1")),
         repos=tuple(repos),
         workers=max(1, top.get("workers", int, 4)),
         url_template=top.get("url_template", str),
+        public_url=top.get("public_url", str),
     )
 
 

@@ -63,6 +63,38 @@ deliveries = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
 )
 
+pull_requests = sa.Table(
+    "pull_requests",
+    metadata,
+    sa.Column("repo", sa.String(100), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(10), nullable=False),  # open | closed
+    sa.Column("action", sa.String(40), nullable=True),
+    sa.Column("head_ref", sa.String(500), nullable=True),
+    sa.Column("is_fork", sa.Boolean, nullable=False, default=False),
+    sa.Column("draft", sa.Boolean, nullable=False, default=False),
+    sa.Column("labels", sa.Text, nullable=True),  # JSON list
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class PullRequestState:
+    """The latest word from a webhook about one PR (the source of truth without an API)."""
+
+    number: int
+    state: str
+    action: str | None = None
+    head_ref: str | None = None
+    is_fork: bool = False
+    draft: bool = False
+    labels: tuple[str, ...] = ()
+    updated_at: float = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.state == "open"
+
 
 @dataclass(frozen=True)
 class Event:
@@ -208,6 +240,45 @@ class Store:
     def suspended(self) -> set[str]:
         with self.engine.connect() as conn:
             return {r.env for r in conn.execute(sa.select(suspensions.c.env))}
+
+    # -- pull requests -----------------------------------------------------------------
+
+    def record_pull_request(self, repo: str, pr: PullRequestState) -> None:
+        values = {
+            "state": pr.state,
+            "action": pr.action,
+            "head_ref": pr.head_ref,
+            "is_fork": pr.is_fork,
+            "draft": pr.draft,
+            "labels": json.dumps(list(pr.labels)),
+            "updated_at": pr.updated_at or time.time(),
+        }
+        with self._tx() as conn:
+            done = conn.execute(
+                pull_requests.update()
+                .where((pull_requests.c.repo == repo) & (pull_requests.c.number == pr.number))
+                .values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(pull_requests.insert().values(repo=repo, number=pr.number, **values))
+
+    def pull_requests(self, repo: str) -> dict[int, PullRequestState]:
+        q = sa.select(pull_requests).where(pull_requests.c.repo == repo)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).fetchall()
+        return {
+            r.number: PullRequestState(
+                r.number,
+                r.state,
+                r.action,
+                r.head_ref,
+                bool(r.is_fork),
+                bool(r.draft),
+                tuple(json.loads(r.labels or "[]")),
+                r.updated_at,
+            )
+            for r in rows
+        }
 
     # -- webhook deliveries ------------------------------------------------------------
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 from webhooks import PULL_REQUEST, GitEvent, WebhookRepo
 
@@ -15,15 +14,6 @@ from .settings import Settings
 from .store import PullRequestState, Store
 
 log = logging.getLogger(__name__)
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class WebhookIntake:
@@ -63,17 +53,10 @@ class WebhookIntake:
         self.trigger(repo, f"{event.provider} {event.kind}")
 
     def _record_pull_request(self, repo: str, event: GitEvent) -> None:
-        """Keep the latest word on each PR; an older delivery arriving late changes nothing."""
+        """The latest delivery wins (arrival order). Payload timestamps are not compared:
+        providers' `updated_at` is not monotonic across actions (a reopen can carry an
+        older one than the close before it); with an API token, the API list is the truth."""
         assert event.pr_number is not None and event.pr_state is not None
-        when = _epoch(event.pr_updated_at) or time.time()
-        known = self.store.pull_requests(repo).get(event.pr_number)
-        if known is not None and known.updated_at > when:
-            log.info(
-                "[%s] PR #%d: ignoring a delivery older than the stored state",
-                repo,
-                event.pr_number,
-            )
-            return
         self.store.record_pull_request(
             repo,
             PullRequestState(
@@ -84,6 +67,6 @@ class WebhookIntake:
                 is_fork=event.pr_is_fork,
                 draft=event.pr_draft,
                 labels=tuple(event.pr_labels),
-                updated_at=when,
+                updated_at=time.time(),
             ),
         )

@@ -9,8 +9,10 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from .controller import Controller, PassResult
+from .feedback import Feedback
 from .runtime import Runtime
 from .settings import RepoSettings, Settings
 from .store import Store
@@ -43,18 +45,38 @@ class Service:
         self.settings = settings
         self.store = store
         self.runtime = runtime
-        self.controller = controller or Controller(settings, store, runtime)
+        self._clients: dict[str, Any] = {}
+        self.controller = controller or Controller(
+            settings, store, runtime, provider_client=self.provider_client
+        )
+        self.feedback: Feedback | None = None
+        if any(r.api_token for r in settings.repos):
+            self.feedback = Feedback(settings, self.provider_client)
+            self.controller.listeners.append(self.feedback)
         self.queue = WorkQueue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.passes: dict[str, int] = {}
         self.last_result: dict[str, PassResult] = {}
 
+    def provider_client(self, repo: RepoSettings) -> Any:
+        """One REST client per repo, for listing open PRs and for PR feedback."""
+        from .providers import make_client
+
+        if repo.name not in self._clients:
+            assert repo.api_url and repo.api_token and repo.repository
+            self._clients[repo.name] = make_client(
+                repo.provider, repo.api_url, repo.api_token, repo.repository
+            )
+        return self._clients[repo.name]
+
     def trigger(self, repo: str, reason: str = "") -> None:
         log.debug("[%s] queued: %s", repo, reason)
         self.queue.add(repo)
 
     def start(self, watch: bool = True) -> None:
+        if self.feedback:
+            self.feedback.start()
         for repo in self.settings.repos:  # a full pass at once
             self.queue.add(repo.name)
         workers = max(1, min(len(self.settings.repos), 4))
@@ -122,6 +144,8 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        if self.feedback:
+            self.feedback.stop()
         self.queue.shutdown()
         deadline = time.monotonic() + timeout
         for t in self._threads:

@@ -113,7 +113,8 @@ class Controller:
         )
         self._info: dict[str, dict[str, Any]] = {}
         # Hooks for the scheduler: called after an env converges or goes.
-        self.on_applied: list[Callable[[DesiredEnvironment], None]] = []
+        # (environment, services (re)started by this pass)
+        self.on_applied: list[Callable[[DesiredEnvironment, frozenset[str]], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
         self.listeners: list[Listener] = []
 
@@ -234,12 +235,7 @@ class Controller:
             if d.selected and env is not None and env.name not in queued:
                 continue  # its environment's own status changes speak for it
             for listener in self.listeners:
-                self._hook(
-                    lambda n=d.number, m=msg, h=sha, li=listener: li.pull_request_decided(
-                        repo, n, h, m
-                    ),
-                    None,
-                )
+                self._hook(listener.pull_request_decided, repo, d.number, sha, msg)
 
     def _report_held(
         self, repo: str, state: DesiredState, observed: dict[str, ObservedEnvironment]
@@ -285,7 +281,7 @@ class Controller:
                 last_error=None,
             )
             for hook in self.on_applied:
-                self._hook(hook, a.desired)
+                self._hook(hook, a.desired, frozenset())
 
     def _apply(self, repo: str, a: Action) -> str | None:
         elog = EnvLog(log, {"repo": repo, "env": a.env})
@@ -347,8 +343,9 @@ class Controller:
                 force=True,
                 details={"url": res.url, "commit": a.desired.commit},
             )
+            started = frozenset(a.desired.services if a.op is ActionOp.CREATE else a.services)
             for hook in self.on_applied:
-                self._hook(hook, a.desired)
+                self._hook(hook, a.desired, started)
             return None
         except RuntimeUnavailable as e:
             self.note(
@@ -382,9 +379,9 @@ class Controller:
                 log.exception("[%s/%s] unexpected error", repo, a.env)
             return f"{a.env}: {msg}"
 
-    def _hook(self, hook: Callable[..., None], arg: Any) -> None:
+    def _hook(self, hook: Callable[..., None], *args: Any) -> None:
         try:
-            hook(arg) if arg is not None else hook()
+            hook(*args)
         except Exception:
             log.exception("hook %r failed", hook)
 

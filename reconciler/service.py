@@ -6,6 +6,7 @@ API) only ever add a repo to the queue; passes do the rest.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -13,12 +14,24 @@ from typing import Any
 
 from .controller import Controller, PassResult
 from .feedback import Feedback
+from .jobs import DockerJobRunner
 from .runtime import Runtime
+from .scheduler import Scheduler
+from .schedules import ScheduleSync
 from .settings import RepoSettings, Settings
 from .store import Store
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+
+
+def scheduler_owner(state_dir: Path) -> str:
+    """A stable id for this service's scheduler: a restart recognises its own runs."""
+    path = state_dir / "scheduler.id"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(8))
+    return path.read_text().strip()
 
 
 def watch_paths(repo: RepoSettings) -> list[Path]:
@@ -53,11 +66,25 @@ class Service:
         if any(r.api_token for r in settings.repos):
             self.feedback = Feedback(settings, self.provider_client)
             self.controller.listeners.append(self.feedback)
+        self.scheduler = Scheduler(
+            store.runs,
+            DockerJobRunner(runtime),
+            owner=scheduler_owner(settings.state_dir),
+            notify=self._scheduler_note,
+        )
+        self.schedules = ScheduleSync(self.scheduler, self._scheduler_note)
+        self.controller.on_applied.append(self.schedules.applied)
+        self.controller.on_removed.append(self.schedules.removed)
         self.queue = WorkQueue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.passes: dict[str, int] = {}
         self.last_result: dict[str, PassResult] = {}
+
+    def _scheduler_note(
+        self, repo: str, env: str | None, kind: str, message: str, level: str
+    ) -> None:
+        self.controller.note(repo, env, kind, message, level=level, force=True)
 
     def provider_client(self, repo: RepoSettings) -> Any:
         """One REST client per repo, for listing open PRs and for PR feedback."""
@@ -77,6 +104,7 @@ class Service:
     def start(self, watch: bool = True) -> None:
         if self.feedback:
             self.feedback.start()
+        self.scheduler.start()
         for repo in self.settings.repos:  # a full pass at once
             self.queue.add(repo.name)
         workers = max(1, min(len(self.settings.repos), 4))
@@ -144,6 +172,7 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self.scheduler.stop()
         if self.feedback:
             self.feedback.stop()
         self.queue.shutdown()

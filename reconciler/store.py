@@ -142,6 +142,9 @@ class Store:
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
+        from .runlog import RunLog
+
+        self.runs = RunLog(self.engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:

@@ -99,8 +99,21 @@ class Runtime(Protocol):
 
     def remove_volume(self, name: str) -> None: ...
 
-    def exec(self, container_id: str, command: list[str], timeout: float = 30.0) -> ExecResult:
+    def exec(
+        self, container_id: str, command: list[str], timeout: float = 30.0, user: str | None = None
+    ) -> ExecResult:
         """Run a command in a container and wait for it (health probes)."""
+
+    def exec_stream(
+        self,
+        container: str,
+        command: list[str],
+        env: Mapping[str, str],
+        user: str | None,
+        on_output: Callable[[int, bytes], None],
+    ) -> int:
+        """Run a job in a container (by name or id), feeding its output as it comes
+        (1 = stdout, 2 = stderr); returns the exit code."""
 
     def probe_http(
         self, container_id: str, port: int, path: str, timeout: float, publish_host: str

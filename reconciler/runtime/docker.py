@@ -352,12 +352,41 @@ class DockerRuntime:
             if "not found" not in str(e).lower() and "no such" not in str(e).lower():
                 raise
 
-    def exec(self, container_id: str, command: list[str], timeout: float = 30.0) -> ExecResult:
+    def exec(
+        self, container_id: str, command: list[str], timeout: float = 30.0, user: str | None = None
+    ) -> ExecResult:
         with _engine("exec"):
-            ex = self.api.exec_create(container_id, command, stdout=True, stderr=True)
+            ex = self.api.exec_create(
+                container_id, command, stdout=True, stderr=True, user=user or ""
+            )
             output = self.api.exec_start(ex["Id"])
             code = self.api.exec_inspect(ex["Id"]).get("ExitCode")
         return ExecResult(code if code is not None else -1, output or b"")
+
+    def exec_stream(
+        self,
+        container: str,
+        command: list[str],
+        env: Mapping[str, str],
+        user: str | None,
+        on_output: Callable[[int, bytes], None],
+    ) -> int:
+        with _engine("exec"):
+            ex = self.api.exec_create(
+                container,
+                command,
+                environment=dict(env),
+                user=user or "",
+                stdout=True,
+                stderr=True,
+            )
+            for out, err in self.api.exec_start(ex["Id"], stream=True, demux=True):
+                if out:
+                    on_output(1, out)
+                if err:
+                    on_output(2, err)
+            code = self.api.exec_inspect(ex["Id"]).get("ExitCode")
+        return int(code) if code is not None else -1
 
     def logs(self, container_id: str, tail: int = 20) -> str:
         try:

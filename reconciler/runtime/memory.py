@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..errors import NameConflict, RuntimeFailure, RuntimeUnavailable
@@ -57,6 +57,9 @@ class MemoryRuntime:
         self._ids = itertools.count(1)
         self._ports = itertools.count(40000)
         self._lock = threading.RLock()
+        self.job_handler: Callable[[list[str], dict[str, str]], tuple[int, bytes, bytes]] = (
+            lambda _cmd, _env: (0, b"", b"")
+        )
 
     def _enter(self, what: str) -> None:
         if self.unavailable:
@@ -190,7 +193,9 @@ class MemoryRuntime:
         return cid
 
     def _get(self, cid: str) -> _Container:
-        c = self.containers.get(cid)
+        c = self.containers.get(cid) or next(
+            (c for c in self.containers.values() if c.name == cid), None
+        )
         if c is None:
             raise RuntimeFailure(f"no such container {cid}")
         return c
@@ -233,11 +238,33 @@ class MemoryRuntime:
         self._enter("remove_volume")
         self.volumes.pop(name, None)
 
-    def exec(self, container_id: str, command: list[str], timeout: float = 30.0) -> ExecResult:
+    def exec(
+        self, container_id: str, command: list[str], timeout: float = 30.0, user: str | None = None
+    ) -> ExecResult:
         self._enter("exec")
         c = self._get(container_id)
         healthy = c.running and c.spec.image not in self.unhealthy_images
         return ExecResult(0 if healthy else 1, b"")
+
+    def exec_stream(
+        self,
+        container: str,
+        command: list[str],
+        env: Mapping[str, str],
+        user: str | None,
+        on_output: Callable[[int, bytes], None],
+    ) -> int:
+        """Runs `job_handler` (tests set it); by default a job succeeds silently."""
+        self._enter("exec_stream")
+        c = self._get(container)
+        if not c.running:
+            raise RuntimeFailure(f"container {c.name} is not running")
+        code, out, err = self.job_handler(command, dict(env))
+        if out:
+            on_output(1, out)
+        if err:
+            on_output(2, err)
+        return code
 
     def logs(self, container_id: str, tail: int = 20) -> str:
         return ""

@@ -1,0 +1,93 @@
+"""A bounded worker pool that is fair between environments: a global limit on running
+jobs, a per-environment limit, and round-robin between environments with work waiting,
+so one environment's jobs can never starve the others."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class FairPool:
+    def __init__(self, workers: int = 8, per_env: int = 2, name: str = "job") -> None:
+        self.per_env = per_env
+        self._cond = threading.Condition()
+        self._queues: OrderedDict[str, deque[Callable[[], None]]] = OrderedDict()
+        self._running: dict[str, int] = {}
+        self._closed = False
+        self._active = 0
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, key: str, fn: Callable[[], None]) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("pool is shut down")
+            self._queues.setdefault(key, deque()).append(fn)
+            self._cond.notify()
+
+    def _take(self) -> tuple[str, Callable[[], None]] | None:
+        for key in list(self._queues):
+            if self._running.get(key, 0) >= self.per_env:
+                continue
+            queue = self._queues.pop(key)
+            fn = queue.popleft()
+            if queue:
+                self._queues[key] = queue  # to the back: round-robin
+            self._running[key] = self._running.get(key, 0) + 1
+            return key, fn
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                item = self._take()
+                while item is None:
+                    if self._closed:
+                        return
+                    self._cond.wait()
+                    item = self._take()
+                self._active += 1
+            key, fn = item
+            try:
+                fn()
+            except Exception:
+                log.exception("job crashed")
+            finally:
+                with self._cond:
+                    self._active -= 1
+                    self._running[key] -= 1
+                    if not self._running[key]:
+                        del self._running[key]
+                    self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return sum(len(q) for q in self._queues.values()) + self._active
+
+    def drop_queued(self, key: str | None = None) -> list[Callable[[], None]]:
+        with self._cond:
+            keys = [key] if key is not None else list(self._queues)
+            dropped: list[Callable[[], None]] = []
+            for k in keys:
+                dropped.extend(self._queues.pop(k, ()))
+            return dropped
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop taking work; wait up to `timeout` for running jobs. True if all finished."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            deadline = time.monotonic() + timeout
+            while self._active and time.monotonic() < deadline:
+                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            return self._active == 0

@@ -1,0 +1,518 @@
+"""Each environment's crontab, run inside this process.
+
+One timer thread sleeps until the next firing (a heap of fire times; no fixed tick) and
+is woken when a schedule changes. Firings are claimed in the run log before they run,
+then executed on a `FairPool` (global and per-environment limits). `replace()` swaps an
+environment's whole table in one assignment: entries are keyed by identity (schedule +
+command + variables), so an unchanged entry keeps its next firing and history across a
+swap, and is neither fired twice nor skipped. All time reads go through an injected clock;
+`run_due(now)` is the whole firing step, so tests move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from .crontab import CronEntry, Crontab, next_fire
+from .fairpool import FairPool
+from .jobs import Handle, Job, Outcome
+from .model import CronSettings
+from .runlog import RunLog
+
+log = logging.getLogger(__name__)
+Notify = Callable[[str, str, str, str, str], None]  # repo, env, kind, message, level
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class Runner(Protocol):
+    def run(self, job: Job, handle: Handle) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how an environment's jobs run."""
+
+    repo: str
+    container: str
+    env: Mapping[str, str]  # the cron service's environment (crontab variables go over it)
+    settings: CronSettings
+
+
+@dataclass(eq=False)
+class EntryState:
+    entry: CronEntry
+    next_at: datetime | None  # next scheduled time (exact; jitter is added when firing)
+    offset: float = 0.0  # this entry's stable jitter, seconds
+    paused: bool = False
+    failures: int = 0
+    running: dict[int, Handle] = field(default_factory=dict)
+    retry: tuple[datetime, int, datetime] | None = None  # (when, attempt, scheduled_for)
+
+    def fire_at(self) -> datetime | None:
+        return None if self.next_at is None else self.next_at + timedelta(seconds=self.offset)
+
+
+@dataclass
+class Table:
+    env: str
+    target: Target
+    entries: dict[str, EntryState]
+    source: str = "git"  # git | api
+
+
+def jitter_offset(entry_id: str, window: float) -> float:
+    if window <= 0:
+        return 0.0
+    h = int.from_bytes(hashlib.sha256(entry_id.encode()).digest()[:8], "big")
+    return (h % int(window * 1000)) / 1000.0
+
+
+def _ts(t: datetime) -> float:
+    return t.timestamp()
+
+
+class Scheduler:
+    def __init__(
+        self,
+        runlog: RunLog,
+        runner: Runner,
+        clock: Clock | None = None,
+        workers: int = 8,
+        per_env: int = 2,
+        owner: str = "hoody",
+        notify: Notify | None = None,
+        shutdown_grace: float = 30.0,
+        backoff: float = 10.0,
+    ) -> None:
+        self.runlog = runlog
+        self.runner = runner
+        self.clock = clock or SystemClock()
+        self.owner = owner
+        self.notify = notify or (lambda *_a: None)
+        self.shutdown_grace = shutdown_grace
+        self.backoff = backoff
+        self.tables: dict[str, Table] = {}
+        self._heap: list[tuple[float, int, str, str, str, EntryState]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition(threading.RLock())
+        self._pool = FairPool(workers, per_env)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.lateness: deque[float] = deque(maxlen=100_000)
+        self.on_run_finished: list[Callable[[str, str, CronEntry, str, Outcome], None]] = []
+
+    # -- schedules -------------------------------------------------------------------
+
+    def replace(self, env: str, target: Target, crontab: Crontab, source: str = "git") -> None:
+        """Swap `env`'s whole table in one step. The crontab is already fully parsed."""
+        now = self.clock.now()
+        with self._cond:
+            old = self.tables.get(env)
+            first_time = old is None
+            entries: dict[str, EntryState] = {}
+            for e in crontab.entries:
+                state = old.entries.get(e.id) if old else None
+                offset = jitter_offset(e.id, target.settings.jitter)
+                if state is None:
+                    state = EntryState(e, next_fire(e, now), offset)
+                else:
+                    state.entry, state.offset = e, offset  # same job; maybe moved lines
+                entries[e.id] = state
+            table = Table(env, target, entries, source)
+            self.tables[env] = table  # the swap: one assignment
+            for state in entries.values():
+                self._push(env, state)
+            self._cond.notify_all()
+        if first_time:
+            self._catch_up(table, now)
+
+    def remove(self, env: str, reason: str = "environment removed") -> int:
+        """Drop `env`'s schedule and stop its running jobs (recorded `cancelled`)."""
+        with self._cond:
+            table = self.tables.pop(env, None)
+            self._cond.notify_all()
+        if table is None:
+            return 0
+        handles = [h for s in table.entries.values() for h in s.running.values()]
+        for h in handles:
+            h.cancel()
+        return len(handles)
+
+    def entries(self, env: str) -> list[EntryState]:
+        with self._cond:
+            table = self.tables.get(env)
+            return list(table.entries.values()) if table else []
+
+    def resume(self, env: str, entry_id: str) -> bool:
+        with self._cond:
+            state = self._state(env, entry_id)
+            if state is None or not state.paused:
+                return False
+            state.paused, state.failures = False, 0
+            return True
+
+    def _state(self, env: str, entry_id: str) -> EntryState | None:
+        table = self.tables.get(env)
+        return table.entries.get(entry_id) if table else None
+
+    # -- the timer -------------------------------------------------------------------
+
+    def _push(self, env: str, state: EntryState, retry: bool = False) -> None:
+        when = state.retry[0] if retry and state.retry else state.fire_at()
+        if when is not None:
+            kind = "retry" if retry else "sched"
+            heapq.heappush(
+                self._heap, (_ts(when), next(self._seq), env, state.entry.id, kind, state)
+            )
+
+    def _valid(self, item: tuple[float, int, str, str, str, EntryState]) -> bool:
+        ts, _, env, entry_id, kind, state = item
+        if self._state(env, entry_id) is not state:
+            return False
+        if kind == "retry":
+            return state.retry is not None and _ts(state.retry[0]) == ts
+        when = state.fire_at()
+        return when is not None and _ts(when) == ts
+
+    def next_wakeup(self) -> datetime | None:
+        with self._cond:
+            while self._heap and not self._valid(self._heap[0]):
+                heapq.heappop(self._heap)
+            return datetime.fromtimestamp(self._heap[0][0], UTC) if self._heap else None
+
+    def run_due(self, now: datetime | None = None) -> int:
+        """Fire everything due at `now`; returns how many firings were dispatched."""
+        now = now or self.clock.now()
+        due: list[tuple[Table, EntryState, datetime, str, int]] = []
+        with self._cond:
+            while self._heap and self._heap[0][0] <= _ts(now):
+                item = heapq.heappop(self._heap)
+                if not self._valid(item):
+                    continue
+                _, _, env, _, kind, state = item
+                table = self.tables[env]
+                if kind == "retry":
+                    assert state.retry is not None
+                    _, attempt, scheduled = state.retry
+                    state.retry = None
+                    due.append((table, state, scheduled, "retry", attempt))
+                    continue
+                assert state.next_at is not None
+                scheduled = state.next_at
+                self.lateness.append((now - state.fire_at()).total_seconds())  # type: ignore[operator]
+                upcoming = next_fire(state.entry, scheduled)
+                if upcoming is not None and upcoming <= now:  # we were asleep: no replay
+                    upcoming = next_fire(state.entry, now)
+                state.next_at = upcoming
+                state.retry = None  # the next scheduled firing cancels pending retries
+                self._push(env, state)
+                due.append((table, state, scheduled, "schedule", 1))
+        for table, state, scheduled, trigger, attempt in due:
+            self._dispatch(table, state, scheduled, trigger, attempt)
+        return len(due)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                wake = self.next_wakeup()
+                now = self.clock.now()
+                if wake is None or wake > now:
+                    timeout = None if wake is None else (wake - now).total_seconds()
+                    self._cond.wait(timeout)
+                    continue
+            try:
+                self.run_due()
+            except Exception:
+                log.exception("scheduler: firing step failed; continuing")
+
+    def start(self) -> None:
+        n = self.runlog.interrupt_running(owner=self.owner, reason="the scheduler restarted")
+        if n:
+            log.warning("scheduler: %d run(s) left running by a crash are now interrupted", n)
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop firing, wait up to `shutdown_grace` for running jobs, record the rest as
+        `interrupted`."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(5)
+        self._pool.drop_queued()
+        if not self._pool.shutdown(self.shutdown_grace):
+            with self._cond:
+                handles = [
+                    h
+                    for t in self.tables.values()
+                    for s in t.entries.values()
+                    for h in s.running.values()
+                ]
+            for h in handles:
+                h.cancel()
+        self.runlog.interrupt_running(owner=self.owner, reason="the service shut down")
+
+    # -- firing ----------------------------------------------------------------------
+
+    def trigger(self, env: str, entry_id: str, trigger: str = "manual") -> int | None:
+        """Run an entry now (the overlap policy applies). Returns the run id, if any."""
+        with self._cond:
+            table = self.tables.get(env)
+            state = table.entries.get(entry_id) if table else None
+        if table is None or state is None:
+            return None
+        return self._dispatch(table, state, self.clock.now(), trigger, 1)
+
+    def reboot(self, env: str) -> int:
+        """The environment's cron container (re)started: run its @reboot entries once."""
+        with self._cond:
+            table = self.tables.get(env)
+            states = (
+                [s for s in table.entries.values() if s.entry.kind == "reboot"] if table else []
+            )
+        for s in states:
+            assert table is not None
+            self._dispatch(table, s, self.clock.now(), "reboot", 1)
+        return len(states)
+
+    def _claim(
+        self,
+        table: Table,
+        state: EntryState,
+        scheduled: datetime,
+        trigger: str,
+        attempt: int,
+        status: str = "running",
+        reason: str | None = None,
+    ) -> int | None:
+        e = state.entry
+        return self.runlog.claim(
+            repo=table.target.repo,
+            env=table.env,
+            entry_id=e.id,
+            line=e.line,
+            schedule=e.schedule,
+            command=e.command,
+            trigger=trigger,
+            scheduled_for=_ts(scheduled),
+            attempt=attempt,
+            status=status,
+            owner=self.owner,
+            reason=reason,
+        )
+
+    def _dispatch(
+        self, table: Table, state: EntryState, scheduled: datetime, trigger: str, attempt: int
+    ) -> int | None:
+        policy = table.target.settings.concurrency
+        if state.paused and trigger != "manual":
+            return None
+        if state.running and policy == "forbid":
+            self._claim(
+                table,
+                state,
+                scheduled,
+                trigger,
+                attempt,
+                "skipped",
+                "the previous run is still running (concurrency: forbid)",
+            )
+            return None
+        previous = list(state.running) if policy == "replace" else []
+        run_id = self._claim(table, state, scheduled, trigger, attempt)
+        if run_id is None:
+            return None  # another scheduler instance owns this firing
+        handle = Handle()
+        with self._cond:
+            state.running[run_id] = handle
+        for rid in previous:
+            state.running[rid].cancel()
+        self._pool.submit(
+            table.env,
+            lambda: self._execute(
+                table, state, run_id, handle, scheduled, trigger, attempt, previous
+            ),
+        )
+        return run_id
+
+    def _execute(
+        self,
+        table: Table,
+        state: EntryState,
+        run_id: int,
+        handle: Handle,
+        scheduled: datetime,
+        trigger: str,
+        attempt: int,
+        previous: list[int],
+    ) -> None:
+        e, target = state.entry, table.target
+        if previous:  # concurrency: replace — the old run stops before the new one starts
+            with self._cond:
+                self._cond.wait_for(lambda: not set(previous) & set(state.running), timeout=60)
+        job = Job(
+            run_id=run_id,
+            repo=target.repo,
+            env=table.env,
+            entry_id=e.id,
+            container=target.container,
+            shell=e.shell,
+            command=e.command,
+            stdin=e.stdin,
+            variables={**target.env, **e.env},
+            user=target.settings.user,
+            timeout=target.settings.timeout,
+        )
+        try:
+            outcome = self.runner.run(job, handle)
+        except Exception as ex:
+            log.exception("[%s/%s] job %s crashed", target.repo, table.env, e.id)
+            outcome = Outcome("error", None, "", "", f"{type(ex).__name__}: {ex}")
+        if handle.cancelled.is_set() and outcome.status not in ("timed_out", "error"):
+            outcome = Outcome(
+                "cancelled",
+                outcome.exit_code,
+                outcome.stdout,
+                outcome.stderr,
+                outcome.reason or "cancelled",
+            )
+        try:
+            self.runlog.finish(
+                run_id,
+                outcome.status,
+                outcome.exit_code,
+                outcome.stdout,
+                outcome.stderr,
+                outcome.reason,
+            )
+            self.runlog.trim(table.env, e.id, target.settings.history)
+        except Exception:
+            log.exception("[%s/%s] could not record run %d", target.repo, table.env, run_id)
+        self._after(table, state, run_id, scheduled, trigger, attempt, outcome)
+
+    def _after(
+        self,
+        table: Table,
+        state: EntryState,
+        run_id: int,
+        scheduled: datetime,
+        trigger: str,
+        attempt: int,
+        outcome: Outcome,
+    ) -> None:
+        target, e = table.target, state.entry
+        line = f"[{target.repo}/{table.env}] .hoody/crontab:{e.line} {e.id}"
+        with self._cond:
+            state.running.pop(run_id, None)
+            self._cond.notify_all()
+            if outcome.status == "succeeded":
+                if state.failures:
+                    self.notify(
+                        target.repo,
+                        table.env,
+                        "job_recovered",
+                        f"job {e.id} (line {e.line}) succeeded again",
+                        "info",
+                    )
+                state.failures = 0
+            elif outcome.status in ("failed", "timed_out", "error"):
+                state.failures += 1
+                limit = target.settings.pause_after_failures
+                if limit and state.failures >= limit and not state.paused:
+                    state.paused = True
+                    self.notify(
+                        target.repo,
+                        table.env,
+                        "job_paused",
+                        f"job {e.id} (line {e.line}) paused after {state.failures} "
+                        "consecutive failures; `hoody cron resume` to resume",
+                        "error",
+                    )
+                elif attempt <= target.settings.retries and trigger != "manual":
+                    when = self.clock.now() + timedelta(seconds=self.backoff * 2 ** (attempt - 1))
+                    nxt = state.fire_at()
+                    if nxt is None or when < nxt:
+                        state.retry = (when, attempt + 1, scheduled)
+                        self._push(table.env, state, retry=True)
+                        self._cond.notify_all()
+        log.log(
+            logging.INFO if outcome.status == "succeeded" else logging.WARNING,
+            "%s run %d %s%s",
+            line,
+            run_id,
+            outcome.status,
+            f" (exit {outcome.exit_code})" if outcome.exit_code is not None else "",
+            extra={"repo": target.repo, "env": table.env, "entry": e.id, "run": run_id},
+        )
+        for listener in self.on_run_finished:
+            try:
+                listener(target.repo, table.env, e, trigger, outcome)
+            except Exception:
+                log.exception("run listener failed")
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until no job is queued or running (tests, shutdown)."""
+        deadline = threading.Event()
+        timer = threading.Timer(timeout, deadline.set)
+        timer.start()
+        try:
+            while self._pool.pending() and not deadline.is_set():
+                deadline.wait(0.01)
+            return not self._pool.pending()
+        finally:
+            timer.cancel()
+
+    # -- after downtime --------------------------------------------------------------
+
+    def _catch_up(self, table: Table, now: datetime) -> None:
+        """An entry whose latest scheduled time was missed runs once if that time is within
+        `starting_deadline`; otherwise one run is recorded `missed`. Never a replay."""
+        deadline = table.target.settings.starting_deadline
+        for state in list(table.entries.values()):
+            e = state.entry
+            if e.kind == "reboot":
+                continue
+            last = self.runlog.last_scheduled(table.env, e.id)
+            if last is None:
+                continue
+            t = datetime.fromtimestamp(last, UTC)
+            missed = None
+            for _ in range(100_000):
+                n = next_fire(e, t)
+                if n is None or n > now:
+                    break
+                missed, t = n, n
+            if missed is None:
+                continue
+            if (now - missed).total_seconds() <= deadline:
+                self._dispatch(table, state, missed, "catch-up", 1)
+            else:
+                self._claim(
+                    table,
+                    state,
+                    missed,
+                    "schedule",
+                    1,
+                    "missed",
+                    f"missed while the service was down (more than {deadline:g}s ago)",
+                )

@@ -1,0 +1,292 @@
+"""Scheduler logic with an injected clock and a recording runner: time is moved, never
+slept. Execution in real containers is in test_scheduler_docker.py."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconciler.crontab import parse_crontab
+from reconciler.jobs import Handle, Job, Outcome
+from reconciler.model import CronSettings
+from reconciler.scheduler import Scheduler, Target, jitter_offset
+from reconciler.store import Store
+
+
+class Clock:
+    def __init__(self, at: str) -> None:
+        self.t = datetime.fromisoformat(at).replace(tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.t
+
+    def set(self, at: str) -> datetime:
+        self.t = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        return self.t
+
+
+class Runner:
+    """Records jobs; `block` holds them until released; `results` scripts outcomes."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+        self.block: threading.Event | None = None
+        self.results: list[str] = []
+        self.started = threading.Semaphore(0)
+
+    def run(self, job: Job, handle: Handle) -> Outcome:
+        self.jobs.append(job)
+        self.started.release()
+        if self.block is not None:
+            while not self.block.wait(0.01):
+                if handle.cancelled.is_set():
+                    return Outcome("cancelled", None, "", "", "cancelled")
+        status = self.results.pop(0) if self.results else "succeeded"
+        return Outcome(status, 0 if status == "succeeded" else 1, f"out {job.command}", "")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+
+def make(
+    store: Store, clock: Clock, runner: Runner | None = None, owner: str = "a"
+) -> tuple[Scheduler, Runner]:
+    runner = runner or Runner()
+    return Scheduler(store.runs, runner, clock=clock, owner=owner, backoff=10), runner
+
+
+def target(**cron: object) -> Target:
+    return Target("shop", "main-shop_web", {"BASE": "1"}, CronSettings(**cron))  # type: ignore[arg-type]
+
+
+def fire(s: Scheduler, clock: Clock, at: str) -> int:
+    n = s.run_due(clock.set(at))
+    s.wait_idle()
+    return n
+
+
+def test_fires_at_the_computed_instant_not_on_a_tick(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:30")
+    s, runner = make(store, clock)
+    s.replace("main-shop", target(), parse_crontab("*/5 * * * * echo hi\n"))
+    assert s.next_wakeup() == datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
+    assert fire(s, clock, "2026-01-01T10:04:59") == 0
+    assert fire(s, clock, "2026-01-01T10:05:00") == 1
+    assert runner.jobs[0].command == "echo hi"
+    assert runner.jobs[0].variables == {"BASE": "1"}
+    assert s.next_wakeup() == datetime(2026, 1, 1, 10, 10, tzinfo=UTC)
+    (run,) = store.runs.list(env="main-shop")
+    assert (run.status, run.trigger, run.stdout) == ("succeeded", "schedule", "out echo hi")
+
+
+def test_swap_keeps_unchanged_entries_and_replaces_the_rest_in_one_step(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    s.replace("e", target(), parse_crontab("* * * * * keep\n*/2 * * * * old\n"))
+    keep_id = next(e.id for e in parse_crontab("* * * * * keep\n").entries)
+    before = s._state("e", keep_id)
+    # Re-ordered, with one entry changed: the unchanged one keeps its state and firing.
+    s.replace("e", target(), parse_crontab("# moved\n*/2 * * * * new\n* * * * * keep\n"))
+    assert s._state("e", keep_id) is before and before.entry.line == 3
+    assert fire(s, clock, "2026-01-01T10:02:00") == 2
+    assert sorted(j.command for j in runner.jobs) == ["keep", "new"]
+    assert fire(s, clock, "2026-01-01T10:02:00") == 0  # never twice
+
+
+def test_swap_at_the_boundary_neither_doubles_nor_skips(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    tab = parse_crontab("* * * * * tick\n")
+    s.replace("e", target(), tab)
+    for minute in range(1, 6):
+        clock.set(f"2026-01-01T10:0{minute}:00")
+        s.replace("e", target(), tab)  # a pass re-applies the same schedule every time
+        s.run_due()
+        s.replace("e", target(), parse_crontab("* * * * * tick\n"))
+    s.wait_idle()
+    slots = sorted(r.scheduled_for for r in store.runs.list(env="e"))
+    assert len(slots) == len(set(slots)) == 5
+
+
+def test_forbid_records_skips_allow_overlaps_replace_stops_the_old_run(store: Store) -> None:
+    for policy, expected in (
+        ("forbid", {"running", "skipped"}),
+        ("allow", {"running"}),
+        ("replace", {"cancelled", "running"}),
+    ):
+        clock = Clock("2026-01-01T10:00:00")
+        s, runner = make(store, clock)
+        runner.block = threading.Event()
+        env = f"env-{policy}"
+        s.replace(env, target(concurrency=policy), parse_crontab("* * * * * slow\n"))
+        s.run_due(clock.set("2026-01-01T10:01:00"))
+        assert runner.started.acquire(timeout=5)
+        s.run_due(clock.set("2026-01-01T10:02:00"))
+        if policy != "forbid":
+            assert runner.started.acquire(timeout=5)
+        statuses = {r.status for r in store.runs.list(env=env)}
+        if policy == "replace":
+            s.wait_idle(0.5)
+            statuses = {r.status for r in store.runs.list(env=env)}
+        assert statuses == expected, policy
+        runner.block.set()
+        s.wait_idle()
+
+
+def test_retries_back_off_and_the_next_firing_cancels_them(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    runner.results = ["failed", "failed", "failed"]
+    s.replace("e", target(retries=2), parse_crontab("*/5 * * * * flaky\n"))
+    fire(s, clock, "2026-01-01T10:05:00")
+    assert fire(s, clock, "2026-01-01T10:05:09") == 0
+    assert fire(s, clock, "2026-01-01T10:05:10") == 1  # backoff 10s
+    assert fire(s, clock, "2026-01-01T10:05:29") == 0
+    assert fire(s, clock, "2026-01-01T10:05:30") == 1  # then 20s
+    runs = store.runs.list(env="e")
+    assert [(r.trigger, r.attempt) for r in reversed(runs)] == [
+        ("schedule", 1),
+        ("retry", 2),
+        ("retry", 3),
+    ]
+    # A failure whose retry would land after the next firing is not retried.
+    runner.results = ["failed"]
+    s.replace("e2", target(retries=1), parse_crontab("* * * * * flaky\n"))
+    s.backoff = 120
+    fire(s, clock, "2026-01-01T10:06:00")
+    assert fire(s, clock, "2026-01-01T10:07:00") == 1
+    assert [r.trigger for r in store.runs.list(env="e2")] == ["schedule", "schedule"]
+
+
+def test_pause_after_consecutive_failures_and_resume(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    notes: list[str] = []
+    runner = Runner()
+    s = Scheduler(store.runs, runner, clock=clock, notify=lambda *a: notes.append(a[2]))
+    runner.results = ["failed"] * 3
+    s.replace("e", target(pause_after_failures=2), parse_crontab("* * * * * x\n"))
+    fire(s, clock, "2026-01-01T10:01:00")
+    fire(s, clock, "2026-01-01T10:02:00")
+    assert "job_paused" in notes
+    fire(s, clock, "2026-01-01T10:03:00")
+    assert len(runner.jobs) == 2  # paused: no more firings
+    (entry,) = s.entries("e")
+    assert s.resume("e", entry.entry.id)
+    fire(s, clock, "2026-01-01T10:04:00")
+    assert len(runner.jobs) == 3
+
+
+def test_jitter_is_stable_within_the_window_and_next_times_stay_exact(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, _ = make(store, clock)
+    tab = parse_crontab("0 * * * * a\n0 * * * * b\n")
+    s.replace("e", target(jitter=30), tab)
+    states = s.entries("e")
+    offsets = [st.offset for st in states]
+    assert all(0 <= o < 30 for o in offsets) and offsets[0] != offsets[1]
+    assert offsets == [jitter_offset(e.id, 30) for e in tab.entries]  # stable
+    assert all(st.next_at == datetime(2026, 1, 1, 11, tzinfo=UTC) for st in states)
+    first = min(offsets)
+    assert fire(s, clock, "2026-01-01T11:00:00") == 0 or first == 0
+    assert fire(s, clock, "2026-01-01T11:00:30") >= 1
+
+
+def test_missed_runs_catch_up_once_within_the_deadline_else_one_missed(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, _ = make(store, clock)
+    s.replace("e", target(), parse_crontab("*/10 * * * * job\n"))
+    fire(s, clock, "2026-01-01T10:10:00")
+    # The service is down for 25 minutes; a new process starts at 10:35.
+    clock.set("2026-01-01T10:35:00")
+    s2, runner2 = make(store, clock)
+    s2.replace("e", target(starting_deadline=600), parse_crontab("*/10 * * * * job\n"))
+    s2.wait_idle()
+    assert [(j.command) for j in runner2.jobs] == ["job"]
+    (catch,) = [r for r in store.runs.list(env="e") if r.trigger == "catch-up"]
+    assert catch.scheduled_for == datetime(2026, 1, 1, 10, 30, tzinfo=UTC).timestamp()
+    # Down for hours with a short deadline: one `missed` row, no replay.
+    clock.set("2026-01-01T15:03:00")
+    s3, runner3 = make(store, clock)
+    s3.replace("e", target(starting_deadline=60), parse_crontab("*/10 * * * * job\n"))
+    s3.wait_idle()
+    assert runner3.jobs == []
+    missed = [r for r in store.runs.list(env="e") if r.status == "missed"]
+    assert len(missed) == 1
+
+
+def test_two_schedulers_on_one_database_run_each_firing_once(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    a, ra = make(store, clock, owner="a")
+    b, rb = make(store, clock, owner="b")
+    tab = parse_crontab("* * * * * once\n")
+    a.replace("e", target(), tab)
+    b.replace("e", target(), tab)
+    for minute in range(1, 4):
+        clock.set(f"2026-01-01T10:0{minute}:00")
+        a.run_due()
+        b.run_due()
+        a.wait_idle()
+        b.wait_idle()
+    assert len(ra.jobs) + len(rb.jobs) == 3
+    assert len(store.runs.list(env="e")) == 3
+
+
+def test_removing_an_environment_cancels_its_running_jobs(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    runner.block = threading.Event()
+    s.replace("e", target(), parse_crontab("* * * * * long\n"))
+    s.run_due(clock.set("2026-01-01T10:01:00"))
+    assert runner.started.acquire(timeout=5)
+    assert s.remove("e") == 1
+    s.wait_idle()
+    assert [r.status for r in store.runs.list(env="e")] == ["cancelled"]
+    assert s.next_wakeup() is None
+
+
+def test_runs_left_running_by_a_crash_become_interrupted(store: Store) -> None:
+    store.runs.claim(
+        repo="shop",
+        env="e",
+        entry_id="x",
+        line=1,
+        schedule="* * * * *",
+        command="c",
+        trigger="schedule",
+        scheduled_for=1.0,
+        owner="a",
+    )
+    s, _ = make(store, Clock("2026-01-01T10:00:00"), owner="a")
+    s.start()
+    s.stop()
+    assert [r.status for r in store.runs.list(env="e")] == ["interrupted"]
+
+
+def test_a_crashing_runner_is_recorded_and_firing_continues(store: Store) -> None:
+    class Broken(Runner):
+        def run(self, job: Job, handle: Handle) -> Outcome:
+            raise ConnectionError("engine gone")
+
+    clock = Clock("2026-01-01T10:00:00")
+    s = Scheduler(store.runs, Broken(), clock=clock)
+    s.replace("e", target(), parse_crontab("* * * * * x\n"))
+    fire(s, clock, "2026-01-01T10:01:00")
+    fire(s, clock, "2026-01-01T10:02:00")
+    runs = store.runs.list(env="e")
+    assert [r.status for r in runs] == ["error", "error"]
+    assert "engine gone" in (runs[0].reason or "")
+
+
+def test_history_is_trimmed_per_entry(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, _ = make(store, clock)
+    s.replace("e", target(history=3), parse_crontab("* * * * * x\n"))
+    start = clock.now()
+    for i in range(1, 7):
+        fire(s, clock, (start + timedelta(minutes=i)).replace(tzinfo=None).isoformat())
+    assert len(store.runs.list(env="e")) == 3

@@ -100,7 +100,7 @@ def test_swap_keeps_unchanged_entries_and_replaces_the_rest_in_one_step(store: S
 
 def test_swap_at_the_boundary_neither_doubles_nor_skips(store: Store) -> None:
     clock = Clock("2026-01-01T10:00:00")
-    s, runner = make(store, clock)
+    s, _runner = make(store, clock)
     tab = parse_crontab("* * * * * tick\n")
     s.replace("e", target(), tab)
     for minute in range(1, 6):

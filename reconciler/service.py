@@ -66,11 +66,15 @@ class Service:
         if any(r.api_token for r in settings.repos):
             self.feedback = Feedback(settings, self.provider_client)
             self.controller.listeners.append(self.feedback)
+        sched = settings.scheduler
         self.scheduler = Scheduler(
             store.runs,
-            DockerJobRunner(runtime),
+            DockerJobRunner(runtime, grace=sched.kill_grace),
             owner=scheduler_owner(settings.state_dir),
             notify=self._scheduler_note,
+            workers=sched.workers,
+            per_env=sched.per_env,
+            shutdown_grace=sched.shutdown_grace,
         )
         self.schedules = ScheduleSync(self.scheduler, self._scheduler_note)
         self.controller.on_applied.append(self.schedules.applied)

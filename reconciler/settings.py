@@ -35,6 +35,14 @@ class DockerSettings:
 
 
 @dataclass(frozen=True)
+class SchedulerSettings:
+    workers: int = 8  # jobs running at once, all environments together
+    per_env: int = 2  # jobs running at once in one environment
+    shutdown_grace: float = 30.0  # seconds running jobs get to finish at shutdown
+    kill_grace: float = 5.0  # seconds between TERM and KILL for a job being stopped
+
+
+@dataclass(frozen=True)
 class PruneSettings:
     max_fraction: float = 0.5  # a pass may remove at most this fraction of a repo's envs...
     min_count: int = 2  # ...unless it removes at most this many
@@ -79,6 +87,7 @@ class Settings:
     docker: DockerSettings = field(default_factory=DockerSettings)
     repos: tuple[RepoSettings, ...] = ()
     workers: int = 4  # parallel environment applies within one pass
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     url_template: str | None = None
     public_url: str | None = None  # where this service is reachable (links in PR statuses)
 
@@ -253,12 +262,23 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
     data = _expand(data, "", os.environ if environ is None else environ)
     top = _Reader(data, "")
     top.check_unknown(
-        ("state_dir", "server", "docker", "repos", "workers", "url_template", "public_url")
+        (
+            "state_dir",
+            "server",
+            "docker",
+            "repos",
+            "workers",
+            "url_template",
+            "public_url",
+            "scheduler",
+        )
     )
     server = top.sub("server")
     server.check_unknown(("host", "port", "max_body"))
     docker = top.sub("docker")
     docker.check_unknown(("publish_host",))
+    sched = top.sub("scheduler")
+    sched.check_unknown(("workers", "per_env", "shutdown_grace", "kill_grace"))
     repos_raw = top.get("repos", list, [])
     repos = []
     seen: set[str] = set()
@@ -286,6 +306,12 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         workers=max(1, top.get("workers", int, 4)),
         url_template=top.get("url_template", str),
         public_url=top.get("public_url", str),
+        scheduler=SchedulerSettings(
+            workers=max(1, sched.get("workers", int, 8)),
+            per_env=max(1, sched.get("per_env", int, 2)),
+            shutdown_grace=_duration(sched, "shutdown_grace", 30.0) or 0.0,
+            kill_grace=_duration(sched, "kill_grace", 5.0) or 0.0,
+        ),
     )
 
 

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cli_json import action_json
 from .errors import ConfigError, ReconcilerError, SpecError
 from .logs import setup_logging
-from .model import CRONTAB_FILE, SPEC_FILE, Action
+from .model import CRONTAB_FILE, SPEC_FILE
 from .settings import Settings, load_settings
 
 log = logging.getLogger("hoody")
@@ -47,17 +48,6 @@ def _repos(settings: Settings, only: str | None) -> list[str]:
             raise ConfigError("repos", f"no repo named {only!r}")
         return [only]
     return names
-
-
-def _action_json(a: Action) -> dict[str, Any]:
-    return {
-        "op": a.op.value,
-        "env": a.env,
-        "reason": a.reason,
-        "services": list(a.services),
-        "ref": a.desired.ref.name if a.desired else (a.observed.ref if a.observed else None),
-        "commit": a.desired.commit if a.desired else None,
-    }
 
 
 # -- validate ------------------------------------------------------------------------------
@@ -137,7 +127,7 @@ def _run_pass(args: argparse.Namespace, dry_run: bool) -> int:
             everything.append(
                 {
                     "repo": name,
-                    "actions": [_action_json(a) for a in result.actions],
+                    "actions": [action_json(a) for a in result.actions],
                     "errors": result.errors,
                     "fetch_error": result.fetch_error,
                 }

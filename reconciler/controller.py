@@ -117,6 +117,7 @@ class Controller:
         self.on_applied: list[Callable[[DesiredEnvironment, frozenset[str]], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
         self.listeners: list[Listener] = []
+        self.on_action: list[Callable[[str, str], None]] = []  # (op, result) for metrics
 
     # -- git side ----------------------------------------------------------------------
 
@@ -284,6 +285,12 @@ class Controller:
                 self._hook(hook, a.desired, frozenset())
 
     def _apply(self, repo: str, a: Action) -> str | None:
+        err = self._apply_one(repo, a)
+        for report in self.on_action:
+            self._hook(report, a.op.value, "error" if err else "ok")
+        return err
+
+    def _apply_one(self, repo: str, a: Action) -> str | None:
         elog = EnvLog(log, {"repo": repo, "env": a.env})
 
         def progress(msg: str) -> None:

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from types import MappingProxyType
@@ -39,7 +39,7 @@ from reconciler.cronexpr import (
 from reconciler.errors import SpecError, SpecErrors
 from reconciler.model import CRONTAB_FILE
 
-CronKind = Literal["cron", "every", "reboot"]
+CronKind = Literal["cron", "every", "reboot", "once"]
 
 _ENV_LINE = re.compile(r"(?P<q>[\"']?)(?P<name>[^\s=\"']+)(?P=q)\s*=\s*(?P<value>.*)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -76,6 +76,7 @@ class CronEntry:
     timezone: str = "UTC"
     shell: str = "/bin/sh"
     every: float | None = None  # seconds, for @every
+    run_at: datetime | None = None  # for "once": a managed one-shot job (not in crontabs)
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,8 @@ def next_fire(entry: CronEntry, after: datetime) -> datetime | None:
         raise ValueError("after must be a timezone-aware datetime")
     if entry.kind == "reboot":
         return None
+    if entry.kind == "once":
+        return entry.run_at if entry.run_at is not None and entry.run_at > after else None
     if entry.kind == "every":
         if not entry.every:
             raise ValueError(f"@every entry {entry.id} has no interval")
@@ -351,6 +354,8 @@ def explain(entry: CronEntry) -> str:
     """Human words: "at minute 0 past every 2nd hour, on Monday through Friday (UTC)"."""
     if entry.kind == "reboot":
         return "once, when the environment starts (@reboot)"
+    if entry.kind == "once":
+        return f"once, at {entry.run_at.isoformat() if entry.run_at else '?'}"
     if entry.kind == "every":
         seconds = entry.every or 0.0
         return (
@@ -361,3 +366,42 @@ def explain(entry: CronEntry) -> str:
     if entry.raw_schedule.startswith("@"):
         return f"{text} ({entry.raw_schedule}, {entry.timezone})"
     return f"{text} ({entry.timezone})"
+
+
+def managed_entry(
+    entry_id: str,
+    command: str,
+    schedule: str | None = None,
+    run_at: datetime | None = None,
+    timezone: str = "UTC",
+) -> CronEntry:
+    """An entry created through the API: a schedule line, or a one-shot `run_at`.
+    Raises SpecErrors (file `api`) when the schedule is invalid."""
+    if (schedule is None) == (run_at is None):
+        raise SpecErrors(
+            [SpecError("api", None, "schedule", "give exactly one of schedule or run_at")]
+        )
+    if not command.strip():
+        raise SpecErrors([SpecError("api", None, "command", "must not be empty")])
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise SpecErrors([SpecError("api", None, "run_at", "needs a time zone offset")])
+        return CronEntry(
+            id=entry_id,
+            line=0,
+            schedule=f"@at {run_at.isoformat()}",
+            raw_schedule=f"@at {run_at.isoformat()}",
+            kind="once",
+            command=command,
+            stdin=None,
+            env={},
+            timezone=timezone,
+            run_at=run_at,
+        )
+    assert schedule is not None
+    if "\n" in schedule or "\n" in command:
+        raise SpecErrors([SpecError("api", None, "schedule", "must be a single line")])
+    tab = parse_crontab(f"{schedule} {command}\n", "api", timezone)
+    if len(tab.entries) != 1:
+        raise SpecErrors([SpecError("api", None, "schedule", "not a schedule line")])
+    return replace(tab.entries[0], id=entry_id, line=0)

@@ -85,6 +85,7 @@ class Outcome:
     stdout: str
     stderr: str
     reason: str | None = None
+    duration: float = 0.0  # seconds the job ran
 
 
 class Handle:

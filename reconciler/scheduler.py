@@ -11,11 +11,13 @@ swap, and is neither fired twice nor skipped. All time reads go through an injec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +62,7 @@ class EntryState:
     entry: CronEntry
     next_at: datetime | None  # next scheduled time (exact; jitter is added when firing)
     offset: float = 0.0  # this entry's stable jitter, seconds
+    expires_at: datetime | None = None  # managed entries may remove themselves
     paused: bool = False
     failures: int = 0
     running: dict[int, Handle] = field(default_factory=dict)
@@ -71,10 +74,20 @@ class EntryState:
 
 @dataclass
 class Table:
+    key: str
     env: str
+    user: str
     target: Target
     entries: dict[str, EntryState]
-    source: str = "git"  # git | api
+    source: str = "git"  # git | api | managed
+    text: str | None = None  # the crontab text it came from (git or api)
+
+
+def schedule_key(env: str, user: str, managed: bool = False) -> str:
+    """A table per (environment, user): the git crontab is cron.user's, an API PUT for that
+    user overrides it until the next commit that changes the file, and managed entries of
+    each user live in a table of their own."""
+    return f"{env}/{user}/managed" if managed else f"{env}/{user}"
 
 
 def jitter_offset(entry_id: str, window: float) -> float:
@@ -117,15 +130,29 @@ class Scheduler:
         self._stopping = False
         self.lateness: deque[float] = deque(maxlen=100_000)
         self.on_run_finished: list[Callable[[str, str, CronEntry, str, Outcome], None]] = []
+        self.on_entry_gone: list[Callable[[str, str, str, str], None]] = []
+        self.on_fire: list[Callable[[float], None]] = []  # lateness of each firing, seconds
 
     # -- schedules -------------------------------------------------------------------
 
-    def replace(self, env: str, target: Target, crontab: Crontab, source: str = "git") -> None:
-        """Swap `env`'s whole table in one step. The crontab is already fully parsed."""
+    def replace(
+        self,
+        env: str,
+        target: Target,
+        crontab: Crontab,
+        source: str = "git",
+        user: str | None = None,
+        text: str | None = None,
+        expires: Mapping[str, datetime] | None = None,
+    ) -> str:
+        """Swap one table (environment, user) in one step; the crontab is already fully
+        parsed. Returns the table's key."""
+        user = user or target.settings.user
+        key = schedule_key(env, user, source == "managed")
         now = self.clock.now()
         with self._cond:
-            old = self.tables.get(env)
-            first_time = old is None
+            old = self.tables.get(key)
+            first_time = old is None and source == "git"
             entries: dict[str, EntryState] = {}
             for e in crontab.entries:
                 state = old.entries.get(e.id) if old else None
@@ -134,58 +161,82 @@ class Scheduler:
                     state = EntryState(e, next_fire(e, now), offset)
                 else:
                     state.entry, state.offset = e, offset  # same job; maybe moved lines
+                state.expires_at = (expires or {}).get(e.id)
                 entries[e.id] = state
-            table = Table(env, target, entries, source)
-            self.tables[env] = table  # the swap: one assignment
+            table = Table(key, env, user, replace_user(target, user), entries, source, text)
+            self.tables[key] = table  # the swap: one assignment
             for state in entries.values():
-                self._push(env, state)
+                self._push(key, state)
+                if state.expires_at is not None:
+                    self._push(key, state, kind="expire")
             self._cond.notify_all()
         if first_time:
             self._catch_up(table, now)
+        return key
 
     def remove(self, env: str, reason: str = "environment removed") -> int:
-        """Drop `env`'s schedule and stop its running jobs (recorded `cancelled`)."""
+        """Drop every schedule of `env` and stop its running jobs (recorded `cancelled`)."""
         with self._cond:
-            table = self.tables.pop(env, None)
+            gone = [self.tables.pop(k) for k in [k for k, t in self.tables.items() if t.env == env]]
             self._cond.notify_all()
-        if table is None:
-            return 0
-        handles = [h for s in table.entries.values() for h in s.running.values()]
+        handles = [h for t in gone for s in t.entries.values() for h in s.running.values()]
         for h in handles:
             h.cancel()
         return len(handles)
 
-    def entries(self, env: str) -> list[EntryState]:
+    def remove_table(self, key: str) -> None:
         with self._cond:
-            table = self.tables.get(env)
-            return list(table.entries.values()) if table else []
+            self.tables.pop(key, None)
+            self._cond.notify_all()
+
+    def tables_of(self, env: str) -> list[Table]:
+        with self._cond:
+            return sorted(
+                (t for t in self.tables.values() if t.env == env),
+                key=lambda t: (t.source == "managed", t.user),
+            )
+
+    def entries(self, env: str) -> list[EntryState]:
+        return [s for t in self.tables_of(env) for s in t.entries.values()]
+
+    def find(self, env: str, entry_id: str) -> tuple[Table, EntryState] | None:
+        for t in self.tables_of(env):
+            if entry_id in t.entries:
+                return t, t.entries[entry_id]
+        return None
 
     def resume(self, env: str, entry_id: str) -> bool:
         with self._cond:
-            state = self._state(env, entry_id)
-            if state is None or not state.paused:
+            found = self.find(env, entry_id)
+            if found is None or not found[1].paused:
                 return False
-            state.paused, state.failures = False, 0
+            found[1].paused, found[1].failures = False, 0
             return True
 
-    def _state(self, env: str, entry_id: str) -> EntryState | None:
-        table = self.tables.get(env)
+    def _state(self, key: str, entry_id: str) -> EntryState | None:
+        table = self.tables.get(key)
         return table.entries.get(entry_id) if table else None
 
     # -- the timer -------------------------------------------------------------------
 
-    def _push(self, env: str, state: EntryState, retry: bool = False) -> None:
-        when = state.retry[0] if retry and state.retry else state.fire_at()
+    def _push(self, key: str, state: EntryState, retry: bool = False, kind: str = "sched") -> None:
+        kind = "retry" if retry else kind
+        if kind == "retry":
+            when = state.retry[0] if state.retry else None
+        elif kind == "expire":
+            when = state.expires_at
+        else:
+            when = state.fire_at()
         if when is not None:
-            kind = "retry" if retry else "sched"
-            heapq.heappush(
-                self._heap, (_ts(when), next(self._seq), env, state.entry.id, kind, state)
-            )
+            item = (_ts(when), next(self._seq), key, state.entry.id, kind, state)
+            heapq.heappush(self._heap, item)
 
     def _valid(self, item: tuple[float, int, str, str, str, EntryState]) -> bool:
-        ts, _, env, entry_id, kind, state = item
-        if self._state(env, entry_id) is not state:
+        ts, _, key, entry_id, kind, state = item
+        if self._state(key, entry_id) is not state:
             return False
+        if kind == "expire":
+            return state.expires_at is not None and _ts(state.expires_at) == ts
         if kind == "retry":
             return state.retry is not None and _ts(state.retry[0]) == ts
         when = state.fire_at()
@@ -206,8 +257,11 @@ class Scheduler:
                 item = heapq.heappop(self._heap)
                 if not self._valid(item):
                     continue
-                _, _, env, _, kind, state = item
-                table = self.tables[env]
+                _, _, key, entry_id, kind, state = item
+                table = self.tables[key]
+                if kind == "expire" or (state.expires_at is not None and state.expires_at <= now):
+                    self._drop_entry(table, entry_id, "expired")
+                    continue
                 if kind == "retry":
                     assert state.retry is not None
                     _, attempt, scheduled = state.retry
@@ -216,17 +270,31 @@ class Scheduler:
                     continue
                 assert state.next_at is not None
                 scheduled = state.next_at
-                self.lateness.append((now - state.fire_at()).total_seconds())  # type: ignore[operator]
+                late = (now - state.fire_at()).total_seconds()  # type: ignore[operator]
+                self.lateness.append(late)
+                for observe in self.on_fire:
+                    observe(late)
                 upcoming = next_fire(state.entry, scheduled)
                 if upcoming is not None and upcoming <= now:  # we were asleep: no replay
                     upcoming = next_fire(state.entry, now)
                 state.next_at = upcoming
                 state.retry = None  # the next scheduled firing cancels pending retries
-                self._push(env, state)
+                self._push(key, state)
+                if state.entry.kind == "once":
+                    self._drop_entry(table, entry_id, "ran once")
                 due.append((table, state, scheduled, "schedule", 1))
         for table, state, scheduled, trigger, attempt in due:
             self._dispatch(table, state, scheduled, trigger, attempt)
         return len(due)
+
+    def _drop_entry(self, table: Table, entry_id: str, why: str) -> None:
+        """A managed entry leaves by itself (expired, or a one-shot that fired)."""
+        table.entries.pop(entry_id, None)
+        for listener in self.on_entry_gone:
+            try:
+                listener(table.env, table.user, entry_id, why)
+            except Exception:
+                log.exception("entry listener failed")
 
     def _loop(self) -> None:
         while True:
@@ -276,12 +344,10 @@ class Scheduler:
 
     def trigger(self, env: str, entry_id: str, trigger: str = "manual") -> int | None:
         """Run an entry now (the overlap policy applies). Returns the run id, if any."""
-        with self._cond:
-            table = self.tables.get(env)
-            state = table.entries.get(entry_id) if table else None
-        if table is None or state is None:
+        found = self.find(env, entry_id)
+        if found is None:
             return None
-        return self._dispatch(table, state, self.clock.now(), trigger, 1)
+        return self._dispatch(found[0], found[1], self.clock.now(), trigger, 1)
 
     def reboot(self, env: str) -> int:
         """The environment's cron container (re)started: run its @reboot entries once."""
@@ -383,8 +449,10 @@ class Scheduler:
             user=target.settings.user,
             timeout=target.settings.timeout,
         )
+        started = time.monotonic()
         try:
             outcome = self.runner.run(job, handle)
+            outcome = dataclasses.replace(outcome, duration=time.monotonic() - started)
         except Exception as ex:
             log.exception("[%s/%s] job %s crashed", target.repo, table.env, e.id)
             outcome = Outcome("error", None, "", "", f"{type(ex).__name__}: {ex}")
@@ -453,7 +521,7 @@ class Scheduler:
                     nxt = state.fire_at()
                     if nxt is None or when < nxt:
                         state.retry = (when, attempt + 1, scheduled)
-                        self._push(table.env, state, retry=True)
+                        self._push(table.key, state, retry=True)
                         self._cond.notify_all()
         log.log(
             logging.INFO if outcome.status == "succeeded" else logging.WARNING,
@@ -516,3 +584,11 @@ class Scheduler:
                     "missed",
                     f"missed while the service was down (more than {deadline:g}s ago)",
                 )
+
+
+def replace_user(target: Target, user: str) -> Target:
+    if user == target.settings.user:
+        return target
+    from dataclasses import replace as _replace
+
+    return _replace(target, settings=_replace(target.settings, user=user))

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from .controller import Controller, PassResult
+from .crontab import CronEntry
 from .feedback import Feedback
-from .jobs import DockerJobRunner
+from .jobs import DockerJobRunner, Outcome
+from .metrics import Metrics
 from .runtime import Runtime
 from .scheduler import Scheduler
 from .schedules import ScheduleSync
@@ -76,14 +78,27 @@ class Service:
             per_env=sched.per_env,
             shutdown_grace=sched.shutdown_grace,
         )
-        self.schedules = ScheduleSync(self.scheduler, self._scheduler_note)
+        self.schedules = ScheduleSync(self.scheduler, self._scheduler_note, store)
         self.controller.on_applied.append(self.schedules.applied)
         self.controller.on_removed.append(self.schedules.removed)
         self.queue = WorkQueue()
+        self.metrics = Metrics()
+        self.metrics.attach(self)
+        self.controller.on_action.append(
+            lambda op, result: self.metrics.actions.labels(op, result).inc()
+        )
+        self.scheduler.on_fire.append(self.metrics.lateness.observe)
+        self.scheduler.on_run_finished.append(self._run_finished)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.passes: dict[str, int] = {}
         self.last_result: dict[str, PassResult] = {}
+
+    def _run_finished(
+        self, repo: str, env: str, entry: CronEntry, trigger: str, outcome: Outcome
+    ) -> None:
+        self.metrics.firings.labels(outcome.status).inc()
+        self.metrics.job_seconds.observe(outcome.duration)
 
     def _scheduler_note(
         self, repo: str, env: str | None, kind: str, message: str, level: str

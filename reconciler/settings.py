@@ -43,6 +43,12 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    token: str | None = None  # Bearer token for every mutating call (none set: refused)
+    public_read: bool = True  # reads open to anyone who reaches the server, else token-only
+
+
+@dataclass(frozen=True)
 class PruneSettings:
     max_fraction: float = 0.5  # a pass may remove at most this fraction of a repo's envs...
     min_count: int = 2  # ...unless it removes at most this many
@@ -88,6 +94,8 @@ class Settings:
     repos: tuple[RepoSettings, ...] = ()
     workers: int = 4  # parallel environment applies within one pass
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    notify: tuple[str, ...] = ()  # Apprise URLs for job failure / recovery notifications
     url_template: str | None = None
     public_url: str | None = None  # where this service is reachable (links in PR statuses)
 
@@ -277,6 +285,13 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
     server.check_unknown(("host", "port", "max_body"))
     docker = top.sub("docker")
     docker.check_unknown(("publish_host",))
+    api = top.sub("api")
+    api.check_unknown(("token", "public_read"))
+    notify = top.get("notify", (list, str), [])
+    notify = [notify] if isinstance(notify, str) else notify
+    for i, url in enumerate(notify):
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError(f"notify[{i}]", "expected an Apprise URL such as json://host/path")
     sched = top.sub("scheduler")
     sched.check_unknown(("workers", "per_env", "shutdown_grace", "kill_grace"))
     repos_raw = top.get("repos", list, [])
@@ -306,6 +321,10 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         workers=max(1, top.get("workers", int, 4)),
         url_template=top.get("url_template", str),
         public_url=top.get("public_url", str),
+        api=ApiSettings(
+            token=api.get("token", str), public_read=api.get("public_read", bool, True)
+        ),
+        notify=tuple(notify),
         scheduler=SchedulerSettings(
             workers=max(1, sched.get("workers", int, 8)),
             per_env=max(1, sched.get("per_env", int, 2)),

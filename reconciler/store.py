@@ -77,6 +77,20 @@ pull_requests = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+managed_entries = sa.Table(
+    "managed_entries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("repo", sa.String(100), nullable=False),
+    sa.Column("env", sa.String(100), nullable=False, index=True),
+    sa.Column("user", sa.String(100), nullable=False),
+    sa.Column("schedule", sa.String(200), nullable=True),
+    sa.Column("run_at", sa.Float, nullable=True),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class PullRequestState:
@@ -282,6 +296,32 @@ class Store:
             )
             for r in rows
         }
+
+    # -- managed cron entries ---------------------------------------------------------
+
+    def save_managed_entry(self, row: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            done = conn.execute(
+                managed_entries.update().where(managed_entries.c.id == row["id"]).values(**row)
+            )
+            if done.rowcount == 0:
+                conn.execute(managed_entries.insert().values(created_at=time.time(), **row))
+
+    def delete_managed_entries(self, env: str, entry_id: str | None = None) -> int:
+        q = managed_entries.delete().where(managed_entries.c.env == env)
+        if entry_id is not None:
+            q = q.where(managed_entries.c.id == entry_id)
+        with self._tx() as conn:
+            return int(conn.execute(q).rowcount)
+
+    def managed_entries(self, env: str) -> list[dict[str, Any]]:
+        q = (
+            sa.select(managed_entries)
+            .where(managed_entries.c.env == env)
+            .order_by(managed_entries.c.created_at)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     # -- webhook deliveries ------------------------------------------------------------
 

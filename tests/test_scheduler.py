@@ -89,10 +89,10 @@ def test_swap_keeps_unchanged_entries_and_replaces_the_rest_in_one_step(store: S
     s, runner = make(store, clock)
     s.replace("e", target(), parse_crontab("* * * * * keep\n*/2 * * * * old\n"))
     keep_id = next(e.id for e in parse_crontab("* * * * * keep\n").entries)
-    before = s._state("e", keep_id)
+    before = s.find("e", keep_id)[1]
     # Re-ordered, with one entry changed: the unchanged one keeps its state and firing.
     s.replace("e", target(), parse_crontab("# moved\n*/2 * * * * new\n* * * * * keep\n"))
-    assert s._state("e", keep_id) is before and before.entry.line == 3
+    assert s.find("e", keep_id)[1] is before and before.entry.line == 3
     assert fire(s, clock, "2026-01-01T10:02:00") == 2
     assert sorted(j.command for j in runner.jobs) == ["keep", "new"]
     assert fire(s, clock, "2026-01-01T10:02:00") == 0  # never twice

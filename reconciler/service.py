@@ -17,6 +17,7 @@ from .crontab import CronEntry
 from .feedback import Feedback
 from .jobs import DockerJobRunner, Outcome
 from .metrics import Metrics
+from .notify import Notifier
 from .runtime import Runtime
 from .scheduler import Scheduler
 from .schedules import ScheduleSync
@@ -61,6 +62,7 @@ class Service:
         self.store = store
         self.runtime = runtime
         self._clients: dict[str, Any] = {}
+        self.notifier = Notifier(settings.notify)
         self.controller = controller or Controller(
             settings, store, runtime, provider_client=self.provider_client
         )
@@ -89,6 +91,7 @@ class Service:
         )
         self.scheduler.on_fire.append(self.metrics.lateness.observe)
         self.scheduler.on_run_finished.append(self._run_finished)
+        self.scheduler.on_run_finished.append(self.notifier.run_finished)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.passes: dict[str, int] = {}
@@ -104,6 +107,7 @@ class Service:
         self, repo: str, env: str | None, kind: str, message: str, level: str
     ) -> None:
         self.controller.note(repo, env, kind, message, level=level, force=True)
+        self.notifier.event(repo, env, kind, message, level)
 
     def provider_client(self, repo: RepoSettings) -> Any:
         """One REST client per repo, for listing open PRs and for PR feedback."""
@@ -124,6 +128,7 @@ class Service:
         if self.feedback:
             self.feedback.start()
         self.scheduler.start()
+        self.notifier.start()
         for repo in self.settings.repos:  # a full pass at once
             self.queue.add(repo.name)
         workers = max(1, min(len(self.settings.repos), 4))
@@ -192,6 +197,7 @@ class Service:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.scheduler.stop()
+        self.notifier.stop()
         if self.feedback:
             self.feedback.stop()
         self.queue.shutdown()

@@ -314,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_events)
 
+    from .cron_cli import add_parsers as add_cron_parsers
+
+    add_cron_parsers(sub)
+
     s = sub.add_parser("suspend", help="leave one environment alone")
     s.add_argument("env")
     s.add_argument("--reason")

@@ -6,6 +6,7 @@ PR, found again by a hidden marker" logic. Provider modules only know URLs and s
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -270,7 +271,9 @@ def _retry_after(resp: requests.Response) -> float | None:
         seconds = float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
-    return None if seconds is None or seconds < 0 else min(seconds, MAX_RETRY_AFTER)
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 def _detail(resp: requests.Response) -> str:

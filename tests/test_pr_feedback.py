@@ -1,0 +1,169 @@
+"""PR feedback per provider, checked against a local HTTP server that plays the
+provider's REST API and records every call (method, path, body). The API is also the
+source of truth for which PRs are open."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.runtime.memory import MemoryRuntime
+from reconciler.settings import PullRequestSettings, RepoSettings, Settings
+
+from .conftest import GitRemote, git
+from .webhook_helpers import LiveService, wait_for
+
+SPEC = "name: shop\nimage: busybox:1.36\nports: [8080]\n"
+
+
+class FakeProvider:
+    """Just enough of GitHub / Gitea / GitLab: open PRs, comments (notes), statuses."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.open: list[int] = []
+        self.calls: list[tuple[str, str, Any]] = []
+        self.comments: dict[int, dict[str, Any]] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, code: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n)) if n else None
+                outer.calls.append((self.command, self.path, body))
+                code, out = outer.route(self.command, self.path.split("?")[0], body)
+                self._reply(code, out)
+
+            do_GET = do_POST = do_PATCH = do_PUT = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        prefix = {"github": "", "gitea": "/api/v1", "gitlab": "/api/v4"}[kind]
+        self.api_url = f"http://127.0.0.1:{self.server.server_address[1]}{prefix}"
+
+    def pr(self, n: int) -> dict[str, Any]:
+        if self.kind == "gitlab":
+            return {
+                "iid": n,
+                "source_branch": f"pr{n}",
+                "sha": "0" * 40,
+                "draft": False,
+                "source_project_id": 1,
+                "target_project_id": 1,
+                "labels": [],
+            }
+        repo = {"full_name": "acme/shop"}
+        return {
+            "number": n,
+            "draft": False,
+            "title": "t",
+            "labels": [],
+            "head": {"ref": f"pr{n}", "sha": "0" * 40, "repo": repo},
+            "base": {"ref": "main", "repo": repo},
+        }
+
+    def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if re.search(r"/(pulls|merge_requests)$", path) and method == "GET":
+            return 200, [self.pr(n) for n in self.open]
+        m = re.search(r"/(?:issues|merge_requests)/(\d+)/(?:comments|notes)$", path)
+        if m and method == "GET":
+            return 200, [c for c in self.comments.values() if c["pr"] == int(m.group(1))]
+        if m and method == "POST":
+            cid = len(self.comments) + 1
+            self.comments[cid] = {"id": cid, "body": body["body"], "pr": int(m.group(1))}
+            return 201, self.comments[cid]
+        m = re.search(r"/(?:comments|notes)/(\d+)$", path)
+        if m and method in ("PATCH", "PUT"):
+            self.comments[int(m.group(1))]["body"] = body["body"]
+            return 200, self.comments[int(m.group(1))]
+        if "/statuses/" in path and method == "POST":
+            return 201, {"id": 1}
+        return 404, {"message": f"no route {method} {path}"}
+
+    def writes(self) -> list[tuple[str, str, Any]]:
+        return [c for c in self.calls if c[0] != "GET"]
+
+
+@pytest.fixture(params=["github", "gitea", "gitlab"])
+def provider(request: pytest.FixtureRequest) -> Iterator[FakeProvider]:
+    fake = FakeProvider(request.param)
+    yield fake
+    fake.server.shutdown()
+
+
+def test_pr_comment_is_edited_in_place_and_statuses_follow_the_environment(
+    tmp_path: Path, remote: GitRemote, provider: FakeProvider
+) -> None:
+    remote.commit("main", {".hoody/app.yaml": SPEC})
+    head = remote.commit("pr2", {".hoody/app.yaml": SPEC + "env: {X: y}\n"}, base="main")
+    pr_ref = "merge-requests" if provider.kind == "gitlab" else "pull"
+    git(remote.work, "push", "-q", "origin", f"pr2:refs/{pr_ref}/2/head")
+    provider.open = [2]
+    repository = "acme/shop"
+    cfg = Settings(
+        state_dir=tmp_path / "s",
+        public_url="http://hoody.example",
+        repos=(
+            RepoSettings(
+                name="shop",
+                url=str(remote.bare),
+                provider=provider.kind,
+                branches=("main",),
+                poll_interval=0,
+                api_url=provider.api_url,
+                api_token="sekrit-api-token",
+                repository=repository,
+                pull_requests=PullRequestSettings(enabled=True),
+            ),
+        ),
+    )
+    rt = MemoryRuntime()
+    rt.images.add("busybox:1.36")
+    with LiveService(cfg, rt) as live:
+        live.settle()
+        assert "pr-2-shop" in rt.observe()
+        wait_for(
+            lambda: any("healthy" in c["body"] for c in provider.comments.values()),
+            20,
+            "a healthy comment",
+        )
+        (comment,) = provider.comments.values()
+        assert comment["body"].startswith("<!-- hoody-preview -->")
+        assert "pr-2-shop" in comment["body"] and head[:12] in comment["body"]
+        statuses = [c for c in provider.writes() if "/statuses/" in c[1]]
+        states = [s[2]["state"] for s in statuses]
+        assert states[-1] == "success" and states[0] in ("pending", "running")
+        assert all(s[1].endswith(f"/statuses/{head}") for s in statuses)
+        name_key = "name" if provider.kind == "gitlab" else "context"
+        assert statuses[-1][2][name_key] == "hoody/preview"
+        assert statuses[-1][2]["target_url"] == "http://hoody.example/environments/pr-2-shop"
+
+        # The provider says the PR is closed: the environment goes, the comment says so.
+        provider.open = []
+        live.service.trigger("shop")
+        live.settle()
+        assert "pr-2-shop" not in rt.observe()
+        wait_for(lambda: "destroyed" in comment["body"], 20, "the final edit")
+        posts = [c for c in provider.writes() if re.search(r"/(comments|notes)$", c[1])]
+        assert len(posts) == 1, "a second comment was created"
+        edits = [c for c in provider.writes() if c[0] in ("PATCH", "PUT")]
+        assert edits and all(c[1].endswith(f"/{comment['id']}") for c in edits)
+        assert not any("sekrit-api-token" in json.dumps(c) for c in provider.writes())

@@ -26,8 +26,9 @@ def create_app(settings: Settings, service: Service) -> Flask:
     app.extensions["hoody"] = service
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    app.register_blueprint(create_blueprint(WebhookIntake(settings, service.store,
-                                                          service.trigger)))
+    app.register_blueprint(
+        create_blueprint(WebhookIntake(settings, service.store, service.trigger))
+    )
     app.register_blueprint(create_api(service))
     from .dashboard import create_dashboard
 
@@ -43,8 +44,9 @@ def create_app(settings: Settings, service: Service) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Any:
-        return error_response(e.code or 500, (e.name or "error").lower().replace(" ", "_"),
-                              e.description or "")
+        return error_response(
+            e.code or 500, (e.name or "error").lower().replace(" ", "_"), e.description or ""
+        )
 
     @app.get("/api/v1/openapi.json")
     def openapi() -> Any:
@@ -70,12 +72,14 @@ def create_app(settings: Settings, service: Service) -> Flask:
         bad = [r for r, res in service.last_result.items() if not res.ok]
         checks["last_pass"] = "ok" if not bad else f"failed for {', '.join(sorted(bad))}"
         ok = all(v == "ok" for v in checks.values())
-        return jsonify({"status": "ready" if ok else "not ready", "checks": checks,
-                        "time": time.time()}), (200 if ok else 503)
+        return jsonify(
+            {"status": "ready" if ok else "not ready", "checks": checks, "time": time.time()}
+        ), (200 if ok else 503)
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(service.metrics.render(), mimetype=None,
-                        headers={"Content-Type": CONTENT_TYPE})
+        return Response(
+            service.metrics.render(), mimetype=None, headers={"Content-Type": CONTENT_TYPE}
+        )
 
     return app

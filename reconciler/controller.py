@@ -118,6 +118,7 @@ class Controller:
         self.on_removed: list[Callable[[str], None]] = []
         self.listeners: list[Listener] = []
         self.on_action: list[Callable[[str, str], None]] = []  # (op, result) for metrics
+        self.problems: list[Callable[[str], str | None]] = []
 
     # -- git side ----------------------------------------------------------------------
 
@@ -268,21 +269,30 @@ class Controller:
             if prev and prev[0] == a.desired.spec_hash:
                 return  # its containers run but never became healthy: still failed
             self._failed.pop(a.env, None)
+            for hook in self.on_applied:
+                self._hook(hook, a.desired, frozenset())
             url = self.applier.url_for(
                 a.env, a.desired, {c.service: c.ports for c in a.observed.containers if not c.role}
             )
+            problem = self._problem(a.env)
             self._set_status(
                 a.env,
                 repo,
-                "healthy",
+                "degraded" if problem else "healthy",
                 ref=a.desired.ref.name,
                 kind=a.desired.ref.kind,
                 commit=a.desired.commit,
                 url=url,
-                last_error=None,
+                last_error=problem,
             )
-            for hook in self.on_applied:
-                self._hook(hook, a.desired, frozenset())
+
+    def _problem(self, env: str) -> str | None:
+        """Something wrong that is not the containers' fault (a rejected schedule)."""
+        for check in self.problems:
+            found = check(env)
+            if found:
+                return found
+        return None
 
     def _apply(self, repo: str, a: Action) -> str | None:
         err = self._apply_one(repo, a)
@@ -341,7 +351,6 @@ class Controller:
                 res = self.applier.update(a.desired, a.observed, list(a.services), progress)
                 verb = "updated"
             self._failed.pop(a.env, None)
-            self._set_status(a.env, repo, "healthy", url=res.url, last_error=None)
             self.note(
                 repo,
                 a.env,
@@ -353,6 +362,10 @@ class Controller:
             started = frozenset(a.desired.services if a.op is ActionOp.CREATE else a.services)
             for hook in self.on_applied:
                 self._hook(hook, a.desired, started)
+            problem = self._problem(a.env)
+            self._set_status(
+                a.env, repo, "degraded" if problem else "healthy", url=res.url, last_error=problem
+            )
             return None
         except RuntimeUnavailable as e:
             self.note(

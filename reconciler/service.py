@@ -83,6 +83,7 @@ class Service:
         self.schedules = ScheduleSync(self.scheduler, self._scheduler_note, store)
         self.controller.on_applied.append(self.schedules.applied)
         self.controller.on_removed.append(self.schedules.removed)
+        self.controller.problems.append(self.schedules.errors.get)
         self.queue = WorkQueue()
         self.metrics = Metrics()
         self.metrics.attach(self)

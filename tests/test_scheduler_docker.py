@@ -78,6 +78,12 @@ def test_tick_switches_to_tock_without_losing_or_doubling_a_run_and_bad_lines_ar
             lambda: live.store.events(env=env, kind="schedule_rejected"), 30, "rejection event"
         )
         assert ".hoody/crontab:2:" in rejected[0].message
+        status = wait_for(
+            lambda: (e := live.store.environment(env))["status"] == "degraded" and e,
+            30,
+            "the environment to show the rejection",
+        )
+        assert status["last_error"].startswith("schedule rejected: .hoody/crontab:2:")
         count = len(runs(live, env, "succeeded"))
         wait_for(lambda: len(runs(live, env, "succeeded")) >= count + 2, 60, "still running")
 

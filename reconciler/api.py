@@ -240,7 +240,7 @@ def create_api(service: Service) -> Blueprint:
 
     @bp.get("/runs/<int:run_id>")
     def one_run(run_id: int) -> Any:
-        r = service.store.runs.get(run_id)
+        r = service.store.runs.get(run_id) if 0 < run_id < 2**63 else None
         if r is None:
             raise ApiError(404, "not_found", f"no run {run_id}")
         return jsonify(views.run_view(r))

@@ -54,7 +54,8 @@ def _p(
     }
 
 
-ENV, ENTRY, USER, RUN = _p("env"), _p("entry"), _p("user"), _p("run_id", schema=I)
+ENV, ENTRY, USER = _p("env"), _p("entry"), _p("user")
+RUN = _p("run_id", schema={"type": "integer", "minimum": 0})
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
 
 SCHEMAS: dict[str, Any] = {

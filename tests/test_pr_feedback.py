@@ -150,7 +150,8 @@ def test_pr_comment_is_edited_in_place_and_statuses_follow_the_environment(
         assert "pr-2-shop" in comment["body"] and head[:12] in comment["body"]
         statuses = [c for c in provider.writes() if "/statuses/" in c[1]]
         states = [s[2]["state"] for s in statuses]
-        assert states[-1] == "success" and states[0] in ("pending", "running")
+        # Updates coalesce per PR, so a quick build may go straight to success.
+        assert states[-1] == "success" and set(states) <= {"pending", "running", "success"}
         assert all(s[1].endswith(f"/statuses/{head}") for s in statuses)
         name_key = "name" if provider.kind == "gitlab" else "context"
         assert statuses[-1][2][name_key] == "hoody/preview"

@@ -144,3 +144,24 @@ def test_events_are_recorded_once_per_change(tmp_path: Path, remote: GitRemote) 
     for _ in range(3):
         ctl.reconcile("shop")
     assert len(ctl.store.events(kind="spec_invalid")) == 1
+
+
+def test_a_changed_secret_redeploys_and_the_same_spec_never_does(
+    tmp_path: Path, remote: GitRemote
+) -> None:
+    remote.commit("main", {".hoody/app.yaml": SPEC})
+    ctl, runtime = make(tmp_path, remote, env={"TOKEN": "one"})
+    assert ctl.reconcile("shop").ok
+    label = runtime.observe()["main-shop"].containers[0].spec_hash
+    assert "one" not in label  # keyed hash: the label reveals nothing
+    # A new process with the same state_dir computes the same hash: nothing to do.
+    again = Controller(ctl.settings, ctl.store, runtime)
+    assert ops(again.reconcile("shop")) == {"main-shop": ActionOp.NOOP}
+    rotated = Controller(
+        replace(ctl.settings, repos=(replace(ctl.settings.repos[0], env={"TOKEN": "two"}),)),
+        ctl.store,
+        runtime,
+    )
+    assert ops(rotated.reconcile("shop")) == {"main-shop": ActionOp.UPDATE}
+    (container,) = runtime.observe()["main-shop"].containers
+    assert runtime.containers[container.id].spec.env["TOKEN"] == "two"

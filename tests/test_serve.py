@@ -163,3 +163,31 @@ def test_validate_reports_file_and_line_and_passes_the_example(tmp_path: Path) -
     assert ".hoody/app.yaml:3:" in out.stderr and "privileged" in out.stderr
     assert ".hoody/app.yaml:4:" in out.stderr
     assert ".hoody/crontab:2:" in out.stderr
+
+
+def test_plan_and_apply_cli_print_json(tmp_path: Path, docker_engine, remote) -> None:  # type: ignore[no-untyped-def]
+    from .conftest import cleanup_repo
+
+    name = unique("cli")
+    remote.commit(
+        "main", {".hoody/app.yaml": f"name: {name}\nimage: busybox:1.36\ncommand: [sleep, '600']\n"}
+    )
+    config = tmp_path / "hoody.yaml"
+    config.write_text(
+        f"state_dir: ./state\nrepos:\n  - name: {name}\n"
+        f"    url: {remote.bare}\n    poll_interval: 0\n"
+    )
+    try:
+        plan = hoody(config, "plan", "--json")
+        assert plan.returncode == 0, plan.stderr
+        (repo,) = json.loads(plan.stdout)
+        assert [(a["op"], a["env"]) for a in repo["actions"]] == [("create", f"main-{name}")]
+        applied = hoody(config, "apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "waiting until healthy" in applied.stderr  # progress is shown
+        again = hoody(config, "apply", "--json")
+        assert [a["op"] for a in json.loads(again.stdout)[0]["actions"]] == ["noop"]
+        listed = hoody(config, "envs")
+        assert f"main-{name}" in listed.stdout and "healthy" in listed.stdout
+    finally:
+        cleanup_repo(docker_engine, name)

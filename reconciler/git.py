@@ -8,8 +8,6 @@ nothing: a failed fetch raises GitError and the caller decides what that means.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -63,25 +61,23 @@ class Mirror:
         specs = [BRANCH_SPEC]
         if pull_requests:
             specs.extend(PR_SPECS.get(self.provider, PR_SPECS["generic"]))
-        cmd = ["git", "fetch", "--prune", "--no-tags", "--quiet", "origin", *specs]
-        env = {**os.environ, **_GIT_ENV}
         try:
-            proc = subprocess.run(
-                cmd,
-                cwd=self.repo.git_dir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=FETCH_TIMEOUT,
-                check=False,
+            self.repo.git.fetch(
+                "--prune",
+                "--no-tags",
+                "--quiet",
+                "origin",
+                *specs,
+                env=_GIT_ENV,
+                kill_after_timeout=FETCH_TIMEOUT,
             )
-        except subprocess.TimeoutExpired as e:
-            raise GitError(f"fetch from {self.url} timed out after {FETCH_TIMEOUT}s") from e
-        if proc.returncode != 0:
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or lines
-            why = fatal[0] if fatal else f"exit code {proc.returncode}"
-            raise GitError(f"fetch from {self.url} failed: {why}")
+        except git.GitCommandError as e:
+            lines = str(e.stderr or "").strip().strip("'").splitlines()
+            fatal = [ln.strip() for ln in lines if "fatal:" in ln or "error:" in ln] or lines
+            why = fatal[0].strip() if fatal else f"exit code {e.status}"
+            if why.startswith("stderr: "):
+                why = why[len("stderr: ") :].strip("'")
+            raise GitError(f"fetch from {self.url} failed: {why}") from e
 
     def list_refs(self) -> list[Ref]:
         """Every branch and PR head ref the mirror holds (as of the last fetch)."""

@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
-from ..model import LABEL_ENV, LABEL_SERVICE, ObservedEnvironment, Resources
+from ..model import (
+    LABEL_COMMIT,
+    LABEL_ENV,
+    LABEL_MANAGED,
+    LABEL_REF,
+    LABEL_REPO,
+    LABEL_SERVICE,
+    LABEL_SPEC_HASH,
+    ObservedContainer,
+    ObservedEnvironment,
+    Resources,
+)
 from ..naming import container_name
 
 Progress = Callable[[str], None]
@@ -66,6 +77,74 @@ def container_role(name: str, labels: Mapping[str, str]) -> str:
     creation, so the name carries this."""
     canonical = container_name(labels.get(LABEL_ENV, ""), labels.get(LABEL_SERVICE, ""))
     return "" if name == canonical else "next"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object as an engine lists it: enough to rebuild observed state from labels."""
+
+    name: str
+    labels: Mapping[str, str]
+    id: str = ""
+    running: bool = False
+    status: str = ""
+    ports: Mapping[int, int] = field(default_factory=dict)
+
+
+def assemble(
+    containers: list[Listed], networks: list[Listed], volumes: list[Listed]
+) -> dict[str, ObservedEnvironment]:
+    """Group labelled objects into environments. Objects without `hoody.managed=true`
+    (or without an environment label) are not ours and are ignored."""
+    envs: dict[str, dict[str, list[Any]]] = {}
+    heads: dict[str, Mapping[str, str]] = {}
+
+    def slot(obj: Listed) -> dict[str, list[Any]] | None:
+        env = obj.labels.get(LABEL_ENV)
+        if obj.labels.get(LABEL_MANAGED) != "true" or not env:
+            return None
+        heads.setdefault(env, obj.labels)
+        return envs.setdefault(env, {"c": [], "n": [], "v": []})
+
+    for c in containers:
+        s = slot(c)
+        if s is None:
+            continue
+        role = container_role(c.name, c.labels)
+        if not role:  # the live version says which ref and commit run
+            heads[c.labels[LABEL_ENV]] = c.labels
+        s["c"].append(
+            ObservedContainer(
+                id=c.id,
+                name=c.name,
+                env=c.labels[LABEL_ENV],
+                service=c.labels.get(LABEL_SERVICE, ""),
+                ref=c.labels.get(LABEL_REF, ""),
+                commit=c.labels.get(LABEL_COMMIT, ""),
+                spec_hash=c.labels.get(LABEL_SPEC_HASH, ""),
+                running=c.running,
+                status=c.status,
+                role=role,
+                ports=dict(c.ports),
+            )
+        )
+    for key, objs in (("n", networks), ("v", volumes)):
+        for o in objs:
+            s = slot(o)
+            if s is not None:
+                s[key].append(o.name)
+    return {
+        env: ObservedEnvironment(
+            name=env,
+            repo=heads[env].get(LABEL_REPO, ""),
+            ref=heads[env].get(LABEL_REF, ""),
+            commit=heads[env].get(LABEL_COMMIT, ""),
+            containers=tuple(sorted(s["c"], key=lambda c: c.name)),
+            networks=tuple(sorted(s["n"])),
+            volumes=tuple(sorted(s["v"])),
+        )
+        for env, s in envs.items()
+    }
 
 
 class Runtime(Protocol):

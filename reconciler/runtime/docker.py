@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import docker
 import docker.errors
@@ -23,14 +23,9 @@ from docker.types import Mount
 
 from ..errors import NameConflict, RuntimeFailure, RuntimeUnavailable
 from ..model import (
-    LABEL_COMMIT,
     LABEL_ENV,
     LABEL_MANAGED,
-    LABEL_REF,
     LABEL_REPO,
-    LABEL_SERVICE,
-    LABEL_SPEC_HASH,
-    ObservedContainer,
     ObservedEnvironment,
 )
 from . import (
@@ -38,8 +33,9 @@ from . import (
     ContainerSpec,
     ContainerState,
     ExecResult,
+    Listed,
     Progress,
-    container_role,
+    assemble,
 )
 
 log = logging.getLogger(__name__)
@@ -105,69 +101,28 @@ class DockerRuntime:
             "list networks", lambda: self.api.networks(filters={"label": filters})
         )
         volumes = self._call("list volumes", lambda: self.api.volumes(filters={"label": filters}))
-        envs: dict[str, dict[str, Any]] = {}
-
-        def slot(labels: Mapping[str, str]) -> dict[str, Any]:
-            name = labels.get(LABEL_ENV, "")
-            return envs.setdefault(
-                name,
-                {
-                    "repo": labels.get(LABEL_REPO, ""),
-                    "ref": labels.get(LABEL_REF, ""),
-                    "commit": labels.get(LABEL_COMMIT, ""),
-                    "containers": [],
-                    "networks": [],
-                    "volumes": [],
-                },
-            )
-
-        for c in containers:
-            labels = c.get("Labels") or {}
-            if not _managed(labels) or not labels.get(LABEL_ENV):
-                continue
-            ports = {
-                int(p["PrivatePort"]): int(p["PublicPort"])
-                for p in c.get("Ports") or []
-                if p.get("PublicPort") and p.get("Type", "tcp") == "tcp"
-            }
-            s = slot(labels)
-            name = (c.get("Names") or ["/"])[0].lstrip("/")
-            role = container_role(name, labels)
-            if not role:  # the live version says which ref/commit runs
-                s["ref"], s["commit"] = labels.get(LABEL_REF, ""), labels.get(LABEL_COMMIT, "")
-            s["containers"].append(
-                ObservedContainer(
+        return assemble(
+            [
+                Listed(
+                    name=(c.get("Names") or ["/"])[0].lstrip("/"),
+                    labels=c.get("Labels") or {},
                     id=c["Id"],
-                    name=name,
-                    env=labels[LABEL_ENV],
-                    service=labels.get(LABEL_SERVICE, ""),
-                    ref=labels.get(LABEL_REF, ""),
-                    commit=labels.get(LABEL_COMMIT, ""),
-                    spec_hash=labels.get(LABEL_SPEC_HASH, ""),
                     running=c.get("State") == "running",
                     status=c.get("State", "unknown"),
-                    role=role,
-                    ports=ports,
+                    ports={
+                        int(p["PrivatePort"]): int(p["PublicPort"])
+                        for p in c.get("Ports") or []
+                        if p.get("PublicPort") and p.get("Type", "tcp") == "tcp"
+                    },
                 )
-            )
-        for n in networks:
-            if _managed(n.get("Labels")) and n["Labels"].get(LABEL_ENV):
-                slot(n["Labels"])["networks"].append(n["Name"])
-        for v in (volumes or {}).get("Volumes") or []:
-            if _managed(v.get("Labels")) and v["Labels"].get(LABEL_ENV):
-                slot(v["Labels"])["volumes"].append(v["Name"])
-        return {
-            name: ObservedEnvironment(
-                name=name,
-                repo=s["repo"],
-                ref=s["ref"],
-                commit=s["commit"],
-                containers=tuple(sorted(s["containers"], key=lambda c: c.name)),
-                networks=tuple(sorted(s["networks"])),
-                volumes=tuple(sorted(s["volumes"])),
-            )
-            for name, s in envs.items()
-        }
+                for c in containers
+            ],
+            [Listed(n["Name"], n.get("Labels") or {}) for n in networks],
+            [
+                Listed(v["Name"], v.get("Labels") or {})
+                for v in (volumes or {}).get("Volumes") or []
+            ],
+        )
 
     # -- images ------------------------------------------------------------------------
 

@@ -14,14 +14,9 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import NameConflict, RuntimeFailure, RuntimeUnavailable
 from ..model import (
-    LABEL_COMMIT,
     LABEL_ENV,
     LABEL_MANAGED,
-    LABEL_REF,
     LABEL_REPO,
-    LABEL_SERVICE,
-    LABEL_SPEC_HASH,
-    ObservedContainer,
     ObservedEnvironment,
 )
 from . import (
@@ -29,8 +24,9 @@ from . import (
     ContainerSpec,
     ContainerState,
     ExecResult,
+    Listed,
     Progress,
-    container_role,
+    assemble,
 )
 
 
@@ -72,67 +68,24 @@ class MemoryRuntime:
     def observe(self, repo: str | None = None) -> dict[str, ObservedEnvironment]:
         self._enter("observe")
         with self._lock:
-            envs: dict[str, dict] = {}
-
-            def slot(labels: Mapping[str, str]) -> dict:
-                return envs.setdefault(
-                    labels[LABEL_ENV],
-                    {
-                        "repo": labels[LABEL_REPO],
-                        "ref": labels.get(LABEL_REF, ""),
-                        "commit": labels.get(LABEL_COMMIT, ""),
-                        "c": [],
-                        "n": [],
-                        "v": [],
-                    },
-                )
-
-            def mine(labels: Mapping[str, str]) -> bool:
-                return labels.get(LABEL_MANAGED) == "true" and (
-                    repo is None or labels.get(LABEL_REPO) == repo
-                )
-
-            for c in self.containers.values():
-                labels = c.spec.labels
-                if not mine(labels):
-                    continue
-                s = slot(labels)
-                role = container_role(c.name, labels)
-                if not role:
-                    s["ref"], s["commit"] = labels[LABEL_REF], labels[LABEL_COMMIT]
-                s["c"].append(
-                    ObservedContainer(
-                        id=c.id,
-                        name=c.name,
-                        env=labels[LABEL_ENV],
-                        service=labels[LABEL_SERVICE],
-                        ref=labels[LABEL_REF],
-                        commit=labels[LABEL_COMMIT],
-                        spec_hash=labels[LABEL_SPEC_HASH],
-                        running=c.running,
-                        status=c.status,
-                        role=role,
-                        ports=dict(c.ports),
-                    )
-                )
-            for name, labels in self.networks.items():
-                if mine(labels):
-                    slot(labels)["n"].append(name)
-            for name, labels in self.volumes.items():
-                if mine(labels):
-                    slot(labels)["v"].append(name)
-            return {
-                n: ObservedEnvironment(
-                    n,
-                    s["repo"],
-                    s["ref"],
-                    s["commit"],
-                    tuple(sorted(s["c"], key=lambda c: c.name)),
-                    tuple(sorted(s["n"])),
-                    tuple(sorted(s["v"])),
-                )
-                for n, s in envs.items()
-            }
+            mine = [
+                c
+                for c in self.containers.values()
+                if repo is None or c.spec.labels.get(LABEL_REPO) == repo
+            ]
+            return assemble(
+                [Listed(c.name, c.spec.labels, c.id, c.running, c.status, c.ports) for c in mine],
+                [
+                    Listed(n, labels)
+                    for n, labels in self.networks.items()
+                    if repo is None or labels.get(LABEL_REPO) == repo
+                ],
+                [
+                    Listed(v, labels)
+                    for v, labels in self.volumes.items()
+                    if repo is None or labels.get(LABEL_REPO) == repo
+                ],
+            )
 
     def has_image(self, image: str) -> bool:
         self._enter("has_image")

@@ -89,6 +89,7 @@ def create_dashboard(service: Service) -> Blueprint:
     def common() -> dict[str, Any]:
         return {
             "token_set": auth.token is not None,
+            "public_read": auth.public_read,
             "logged_in": auth.logged_in(request),
             "csrf": auth.csrf(request),
             "here": safe_next(request.full_path.rstrip("?")),

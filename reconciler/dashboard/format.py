@@ -32,7 +32,7 @@ def iso(value: Any) -> str:
 
 
 def _span(seconds: float) -> str:
-    s = int(round(abs(seconds)))
+    s = round(abs(seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:
@@ -73,7 +73,7 @@ def duration(seconds: Any) -> str:
         return f"{s:.2f}s"
     if s < 60:
         return f"{s:.1f}s"
-    m, sec = divmod(int(round(s)), 60)
+    m, sec = divmod(round(s), 60)
     if m < 60:
         return f"{m}m {sec:02d}s"
     h, m = divmod(m, 60)

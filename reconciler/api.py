@@ -186,11 +186,12 @@ def create_api(service: Service) -> Blueprint:
     @bp.get("/environments/<env>/cron")
     def cron(env: str) -> Any:
         view = env_or_404(env)
+        n = int_arg("n", 5, 1, 50)
         return jsonify(
             {
                 "environment": env,
                 "schedule": view["schedule"],
-                "entries": views.cron_entries(service, env, 5),
+                "entries": views.cron_entries(service, env, n),
             }
         )
 

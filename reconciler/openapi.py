@@ -181,9 +181,12 @@ PATHS: dict[str, Any] = {
     },
     "/environments/{env}/cron": {
         "get": _op(
-            "Schedule entries with their next 5 times and last run",
-            {"200": _json(_list("entries", {"$ref": "#/components/schemas/Entry"})), **_err(404)},
-            [ENV],
+            "Schedule entries with their next n (default 5) times and last run",
+            {
+                "200": _json(_list("entries", {"$ref": "#/components/schemas/Entry"})),
+                **_err(400, 404),
+            },
+            [ENV, _p("n", "query", {"type": "integer", "minimum": 1, "maximum": 50})],
         )
     },
     "/environments/{env}/cron/{entry}/trigger": {

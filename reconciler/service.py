@@ -152,6 +152,7 @@ class Service:
             if key is None:
                 continue
             result: PassResult | None = None
+            started = time.monotonic()
             try:
                 result = self.controller.reconcile(key)
                 self.last_result[key] = result
@@ -159,6 +160,9 @@ class Service:
                 log.exception("[%s] pass crashed", key)
             finally:
                 self.passes[key] = self.passes.get(key, 0) + 1
+                ok = result is not None and result.ok
+                self.metrics.passes.labels(key, "ok" if ok else "error").inc()
+                self.metrics.pass_seconds.labels(key).observe(time.monotonic() - started)
                 self.queue.done(key, result.requeue_after if result else 30.0)
 
     def _poll(self) -> None:

@@ -279,6 +279,8 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
             "url_template",
             "public_url",
             "scheduler",
+            "api",
+            "notify",
         )
     )
     server = top.sub("server")

@@ -83,6 +83,8 @@ def test_cron_listing_trigger_and_runs(live: LiveService) -> None:
     cron = requests.get(api(live, "/environments/main-shop/cron"), timeout=5).json()
     (entry,) = cron["entries"]
     assert entry["schedule"] == "@every 1h" and len(entry["next"]) == 5
+    three = requests.get(api(live, "/environments/main-shop/cron?n=3"), timeout=5).json()
+    assert len(three["entries"][0]["next"]) == 3
     assert entry["source"] == "git" and entry["user"] == "root"
     r = requests.post(
         api(live, f"/environments/main-shop/cron/{entry['id']}/trigger"), headers=AUTH, timeout=5
@@ -220,6 +222,8 @@ def test_metrics_and_readiness(live: LiveService) -> None:
     ):
         assert name in text, name
     assert 'hoody_environments{status="healthy"} 1.0' in text
+    assert 'hoody_reconcile_passes_total{repo="shop",result="ok"}' in text
+    assert 'hoody_actions_total{op="create",result="ok"} 1.0' in text
     ready = requests.get(f"{live.url}/readyz", timeout=5)
     assert ready.status_code == 200 and ready.json()["checks"]["docker"] == "ok"
     live.service.runtime.unavailable = True  # type: ignore[attr-defined]

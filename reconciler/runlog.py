@@ -143,7 +143,7 @@ class RunLog:
         with self.engine.begin() as conn:
             conn.execute(
                 runs.update()
-                .where(runs.c.id == run_id)
+                .where((runs.c.id == run_id) & (runs.c.status == "running"))
                 .values(
                     status=status,
                     exit_code=exit_code,

@@ -328,7 +328,11 @@ class Scheduler:
         if self._thread:
             self._thread.join(5)
         self._pool.drop_queued()
-        if not self._pool.shutdown(self.shutdown_grace):
+        finished = self._pool.shutdown(self.shutdown_grace)
+        # First record what is still running as interrupted (a final status is never
+        # overwritten), then stop those jobs' processes so nothing is left behind.
+        self.runlog.interrupt_running(owner=self.owner, reason="the service shut down")
+        if not finished:
             with self._cond:
                 handles = [
                     h
@@ -338,7 +342,6 @@ class Scheduler:
                 ]
             for h in handles:
                 h.cancel()
-        self.runlog.interrupt_running(owner=self.owner, reason="the service shut down")
 
     # -- firing ----------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ class Service:
         self.controller.on_applied.append(self.schedules.applied)
         self.controller.on_removed.append(self.schedules.removed)
         self.controller.problems.append(self.schedules.errors.get)
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(min_interval=settings.min_pass_interval)
         self.metrics = Metrics()
         self.metrics.attach(self)
         self.controller.on_action.append(

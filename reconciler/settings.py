@@ -93,6 +93,9 @@ class Settings:
     docker: DockerSettings = field(default_factory=DockerSettings)
     repos: tuple[RepoSettings, ...] = ()
     workers: int = 4  # parallel environment applies within one pass
+    # A repo's passes start at least this far apart (the first at once): a push storm
+    # costs one pass per interval, and the last push is always deployed.
+    min_pass_interval: float = 2.5
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     notify: tuple[str, ...] = ()  # Apprise URLs for job failure / recovery notifications
@@ -281,6 +284,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
             "scheduler",
             "api",
             "notify",
+            "min_pass_interval",
         )
     )
     server = top.sub("server")
@@ -323,6 +327,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         workers=max(1, top.get("workers", int, 4)),
         url_template=top.get("url_template", str),
         public_url=top.get("public_url", str),
+        min_pass_interval=_duration(top, "min_pass_interval", 2.5) or 0.0,
         api=ApiSettings(
             token=api.get("token", str), public_read=api.get("public_read", bool, True)
         ),

@@ -8,6 +8,9 @@ here — that is rebuilt from runtime labels — only what happened and what we 
 from __future__ import annotations
 
 import json
+import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+log = logging.getLogger(__name__)
 metadata = sa.MetaData()
+DELIVERY_MEMORY = 7 * 86400  # seconds of delivery ids kept in memory for dedupe
 
 events = sa.Table(
     "events",
@@ -156,6 +162,10 @@ class Store:
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
+        self._recent: set[tuple[str, str]] | None = None
+        self._deliveries_lock = threading.Lock()
+        self._delivery_writes: queue.Queue[tuple[str, str, float]] = queue.Queue()
+        threading.Thread(target=self._write_deliveries, name="deliveries", daemon=True).start()
         from .runlog import RunLog
 
         self.runs = RunLog(self.engine)
@@ -326,14 +336,55 @@ class Store:
     # -- webhook deliveries ------------------------------------------------------------
 
     def remember_delivery(self, repo: str, delivery_id: str) -> bool:
-        """True the first time a delivery id is seen for a repo, False on a redelivery."""
-        try:
-            with self._tx() as conn:
-                conn.execute(
-                    deliveries.insert().values(
-                        repo=repo, delivery_id=delivery_id, received_at=time.time()
-                    )
-                )
-            return True
-        except sa.exc.IntegrityError:
-            return False
+        """True the first time a delivery id is seen for a repo, False on a redelivery.
+
+        Answered from memory (ids of the last `DELIVERY_MEMORY` seconds are loaded at
+        start); the row is written by a background writer in batches, so the webhook
+        request path never waits for SQLite's write lock."""
+        key = (repo, delivery_id)
+        with self._deliveries_lock:
+            if self._recent is None:
+                self._recent = self._load_recent_deliveries()
+            if key in self._recent:
+                return False
+            self._recent.add(key)
+        self._delivery_writes.put((repo, delivery_id, time.time()))
+        return True
+
+    def _load_recent_deliveries(self) -> set[tuple[str, str]]:
+        since = time.time() - DELIVERY_MEMORY
+        q = sa.select(deliveries.c.repo, deliveries.c.delivery_id).where(
+            deliveries.c.received_at >= since
+        )
+        with self.engine.connect() as conn:
+            return {(r.repo, r.delivery_id) for r in conn.execute(q)}
+
+    def _write_deliveries(self) -> None:
+        while True:
+            batch = [self._delivery_writes.get()]
+            while len(batch) < 500:
+                try:
+                    batch.append(self._delivery_writes.get(timeout=0.05))
+                except queue.Empty:
+                    break
+            rows = [{"repo": r, "delivery_id": d, "received_at": t} for r, d, t in batch if r]
+            try:
+                if rows:
+                    with self._tx() as conn:
+                        conn.execute(self._insert_ignoring_duplicates(deliveries), rows)
+            except Exception:
+                log.exception("could not record %d webhook deliveries", len(rows))
+            finally:
+                for _ in batch:
+                    self._delivery_writes.task_done()
+
+    def _insert_ignoring_duplicates(self, table: sa.Table) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
+
+    def flush(self) -> None:
+        """Wait until every remembered delivery is on disk."""
+        self._delivery_writes.join()

@@ -2,7 +2,9 @@
 
 A key is queued at most once; a key added while its pass runs is marked dirty and
 queued exactly once more when the pass finishes. So a storm of webhooks for one repo
-costs at most one extra pass, and two passes of one repo never run at once.
+costs at most one extra pass, and two passes of one repo never run at once. With
+`min_interval`, a key's passes also start at least that far apart (the first one at
+once), so a sustained storm costs a pass every `min_interval`, not one after another.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from collections.abc import Callable
 
 
 class WorkQueue:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, min_interval: float = 0.0
+    ) -> None:
         self._clock = clock
+        self.min_interval = min_interval
+        self._started: dict[str, float] = {}
         self._cond = threading.Condition()
         self._due: dict[str, float] = {}  # queued keys -> when they may run
         self._running: set[str] = set()
@@ -30,7 +36,7 @@ class WorkQueue:
             if key in self._running:
                 self._dirty.add(key)
                 return
-            when = self._clock() + delay
+            when = max(self._clock() + delay, self._earliest(key))
             if key not in self._due or when < self._due[key]:
                 self._due[key] = when
             self._cond.notify()
@@ -46,6 +52,7 @@ class WorkQueue:
                     _, key = min(ready)
                     del self._due[key]
                     self._running.add(key)
+                    self._started[key] = now
                     return key
                 waits = [t - now for t in self._due.values()]
                 if limit is not None:
@@ -60,10 +67,14 @@ class WorkQueue:
             self._running.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)
-                self._due[key] = self._clock()
+                self._due[key] = max(self._clock(), self._earliest(key))
             elif requeue_after is not None and key not in self._due:
                 self._due[key] = self._clock() + requeue_after
             self._cond.notify_all()
+
+    def _earliest(self, key: str) -> float:
+        last = self._started.get(key)
+        return float("-inf") if last is None else last + self.min_interval
 
     def depth(self) -> int:
         with self._cond:

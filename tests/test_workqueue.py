@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import threading
 
 from reconciler.workqueue import WorkQueue
@@ -54,3 +55,21 @@ def test_shutdown_wakes_waiters() -> None:
     q.shutdown()
     t.join(2)
     assert got == [None]
+
+
+def test_min_interval_spaces_passes_of_a_storm_but_not_the_first() -> None:
+    clock = Clock()
+    q = WorkQueue(clock, min_interval=2.5)
+    q.add("shop")
+    assert q.get(timeout=0) == "shop"  # the first pass starts at once
+    starts = [clock.t]
+    for step in range(1, 101):  # 100 pushes over 10 s while passes take 0.5 s
+        clock.t = step * 0.1
+        q.add("shop")
+        if step % 5 == 0 and "shop" in q._running:
+            q.done("shop")
+        got = q.get(timeout=0)
+        if got:
+            starts.append(clock.t)
+    assert len(starts) <= 5
+    assert all(b - a >= 2.5 - 1e-9 for a, b in itertools.pairwise(starts))

@@ -3,8 +3,9 @@
 A key is queued at most once; a key added while its pass runs is marked dirty and
 queued exactly once more when the pass finishes. So a storm of webhooks for one repo
 costs at most one extra pass, and two passes of one repo never run at once. With
-`min_interval`, a key's passes also start at least that far apart (the first one at
-once), so a sustained storm costs a pass every `min_interval`, not one after another.
+`min_interval`, a pass that follows another because of adds during it starts at least
+that far after the previous one, so a sustained storm costs a pass every `min_interval`,
+not one after another; an add to an idle key still runs at once.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class WorkQueue:
             if key in self._running:
                 self._dirty.add(key)
                 return
-            when = max(self._clock() + delay, self._earliest(key))
+            when = self._clock() + delay
+            if key in self._due:  # already waiting: a storm may not pull it forward
+                when = max(when, self._earliest(key))
             if key not in self._due or when < self._due[key]:
                 self._due[key] = when
             self._cond.notify()

@@ -73,3 +73,15 @@ def test_min_interval_spaces_passes_of_a_storm_but_not_the_first() -> None:
             starts.append(clock.t)
     assert len(starts) <= 5
     assert all(b - a >= 2.5 - 1e-9 for a, b in itertools.pairwise(starts))
+
+
+def test_an_add_to_an_idle_key_runs_at_once_even_right_after_a_pass() -> None:
+    clock = Clock()
+    q = WorkQueue(clock, min_interval=2.5)
+    q.add("shop")
+    assert q.get(timeout=0) == "shop"
+    clock.t = 0.2
+    q.done("shop")
+    clock.t = 0.3
+    q.add("shop")  # a new PR opened: no reason to wait
+    assert q.get(timeout=0) == "shop"

@@ -329,4 +329,13 @@ def create_api(service: Service) -> Blueprint:
             raise ApiError(404, "not_found", f"no managed entry {entry_id!r}")
         return "", 204
 
+    from exporters.api import create_blueprint as create_export_blueprint
+
+    from .exporting import export_source
+
+    bp.register_blueprint(
+        create_export_blueprint(
+            lambda env: export_source(service.store, service.controller.sources, env), url_prefix=""
+        )
+    )
     return bp

@@ -221,6 +221,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from exporters.cli import run
+
+    def resolve(name: str) -> Any:
+        from .controller import Controller
+        from .exporting import export_source
+
+        settings, store, runtime = _services(args)
+        source = export_source(store, Controller(settings, store, runtime).sources, name)
+        if source is None:
+            raise ReconcilerError(f"no environment named {name!r} (see `hoody envs`)")
+        return source
+
+    return run(args, resolve)
+
+
 # -- serve -------------------------------------------------------------------------------------
 
 
@@ -317,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cron_cli import add_parsers as add_cron_parsers
 
     add_cron_parsers(sub)
+
+    from exporters.cli import add_parser as add_export_parser
+
+    add_export_parser(sub).set_defaults(func=cmd_export)
 
     s = sub.add_parser("suspend", help="leave one environment alone")
     s.add_argument("env")

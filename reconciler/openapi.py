@@ -298,6 +298,24 @@ PATHS: dict[str, Any] = {
         ),
     },
     "/openapi.json": {"get": _op("This document", {"200": _json(ANY)})},
+    "/environments/{env}/export/{fmt}": {
+        "get": _op(
+            "The environment as files for another platform, secrets masked: JSON "
+            "{files, warnings}, or a zip with Accept: application/zip",
+            {
+                "200": {
+                    "description": "The files",
+                    "content": {
+                        "application/json": {"schema": _obj(files=ANY, warnings=ANY)},
+                        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                "422": _json(ERROR, "Cannot export"),
+                **_err(404),
+            },
+            [ENV, _p("fmt")],
+        )
+    },
 }
 
 

@@ -3,6 +3,8 @@ entries (in-memory runtime; the jobs' Docker execution is tested elsewhere)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -232,3 +234,74 @@ def test_metrics_and_readiness(live: LiveService) -> None:
         assert down.status_code == 503 and down.json()["checks"]["docker"].startswith("failed")
     finally:
         live.service.runtime.unavailable = False  # type: ignore[attr-defined]
+
+
+def test_export_route_serves_json_and_zip_with_secrets_masked(
+    tmp_path: Path, remote: GitRemote
+) -> None:
+    import io
+    import zipfile
+
+    remote.commit("main", {".hoody/app.yaml": SPEC, ".hoody/crontab": "0 3 * * * echo hi\n"})
+    rt = MemoryRuntime()
+    rt.images.add("busybox:1.36")
+    secret = "export-secret-4d1e"
+    cfg = Settings(
+        state_dir=tmp_path / "s",
+        repos=(
+            RepoSettings(
+                name="shop", url=str(remote.bare), poll_interval=0, env={"DB_URL": secret}
+            ),
+        ),
+    )
+    with LiveService(cfg, rt) as live:
+        live.settle()
+        r = requests.get(api(live, "/environments/main-shop/export/kubernetes"), timeout=10)
+        assert r.status_code == 200
+        files = r.json()["files"]
+        assert any("CronJob" in text for text in files.values())
+        assert secret not in r.text and "DB_URL" in r.text
+        z = requests.get(
+            api(live, "/environments/main-shop/export/compose"),
+            timeout=10,
+            headers={"Accept": "application/zip"},
+        )
+        assert z.headers["Content-Type"].startswith("application/zip")
+        names = zipfile.ZipFile(io.BytesIO(z.content)).namelist()
+        assert any(n.endswith("docker-compose.yml") for n in names)
+        assert (
+            requests.get(api(live, "/environments/nope/export/compose"), timeout=10).status_code
+            == 404
+        )
+        assert (
+            requests.get(api(live, "/environments/main-shop/export/nope"), timeout=10).status_code
+            == 404
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reconciler.cli",
+                "--config",
+                str(write_config(cfg, tmp_path)),
+                "export",
+                "render",
+                "--env",
+                "main-shop",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "render.yaml" in out.stdout and secret not in out.stdout + out.stderr
+
+
+def write_config(cfg: Settings, tmp_path: Path) -> Path:
+    repo = cfg.repos[0]
+    path = tmp_path / "hoody.yaml"
+    path.write_text(
+        f"state_dir: {cfg.state_dir}\nrepos:\n  - name: {repo.name}\n"
+        f"    url: {repo.url}\n    env: {{DB_URL: '{repo.env['DB_URL']}'}}\n"
+    )
+    return path

@@ -63,6 +63,7 @@ class EntryState:
     next_at: datetime | None  # next scheduled time (exact; jitter is added when firing)
     offset: float = 0.0  # this entry's stable jitter, seconds
     expires_at: datetime | None = None  # managed entries may remove themselves
+    finished: int = 0  # runs finished in this process (history is trimmed every tenth)
     paused: bool = False
     failures: int = 0
     running: dict[int, Handle] = field(default_factory=dict)
@@ -476,7 +477,11 @@ class Scheduler:
                 outcome.stderr,
                 outcome.reason,
             )
-            self.runlog.trim(table.env, e.id, target.settings.history)
+            # Trimming is a write of its own: do it every tenth run of an entry, so the
+            # history holds between `history` and `history + 9` runs.
+            state.finished += 1
+            if state.finished % 10 == 0:
+                self.runlog.trim(table.env, e.id, target.settings.history)
         except Exception:
             log.exception("[%s/%s] could not record run %d", target.repo, table.env, run_id)
         self._after(table, state, run_id, scheduled, trigger, attempt, outcome)

@@ -1,0 +1,165 @@
+"""Google Cloud Run: a Knative `service.yaml` for the services, and per crontab entry a
+Cloud Run Job (`jobs/<job>.yaml`) with a Cloud Scheduler job (`scheduler/<job>.json`)
+that runs it on its unix-cron schedule in its time zone.
+
+Deploy with `gcloud run services replace service.yaml`, `gcloud run jobs replace
+jobs/<job>.yaml`, and the scheduler JSON as the body of Cloud Scheduler's
+`projects.locations.jobs.create`. Cloud Run runs every service of the environment as
+containers of one instance: one of them (the first with a port) receives the traffic,
+the others are sidecars reachable on localhost.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from reconciler.model import ServiceSpec
+
+from .base import (
+    Collector,
+    ExportSource,
+    Job,
+    cron_settings,
+    dns_name,
+    image_ref,
+    jobs,
+    seconds,
+    service_env,
+)
+from .schedules import ambiguous_days, entry_schedule
+from .templating import render_template
+
+PLATFORM = "Cloud Run"
+MIB = 1024 * 1024
+RUN_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def run_name(*parts: str) -> str:
+    """Cloud Run names: at most 49 characters, starting with a letter."""
+    name = dns_name(*parts, limit=49)
+    return name if name[0].isalpha() else dns_name("x", name, limit=49)
+
+
+def render(source: ExportSource, out: Collector) -> dict[str, str]:
+    files: dict[str, str] = {}
+    services = list(source.app.services.values())
+    ingress = next((s for s in services if s.ports), None)
+    if ingress is None:
+        out.warn("no service has a port: a Cloud Run service must serve HTTP; none exported")
+    else:
+        ordered = [ingress, *(s for s in services if s is not ingress)]
+        containers = [_container(source, s, s is ingress, out) for s in ordered]
+        if len(services) > 1:
+            out.warn(
+                "Cloud Run runs all services in one instance: only "
+                f"{ingress.name!r} gets traffic; the others reach each other on localhost"
+            )
+        files["service.yaml"] = render_template(
+            "cloudrun-service.yaml.j2",
+            name=run_name(source.name),
+            containers=containers,
+            volumes=_volumes(services, out),
+        )
+    for job in jobs(source):
+        files.update(_job_files(source, job, out))
+    cron_settings(source, out, PLATFORM, {"timeout", "retries"})
+    return files
+
+
+def _volumes(services: list[ServiceSpec], out: Collector) -> list[dict[str, Any]]:
+    names = sorted({v for s in services for v in s.volumes})
+    if names:
+        out.warn(
+            "Cloud Run has no named volumes: each becomes an in-memory emptyDir, emptied on "
+            "every new instance and not shared with jobs"
+        )
+    return [{"name": v, "emptyDir": {"medium": "Memory"}} for v in names]
+
+
+def _container(
+    source: ExportSource, svc: ServiceSpec, ingress: bool, out: Collector
+) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": svc.name, "image": image_ref(svc, out, PLATFORM)}
+    if svc.entrypoint:
+        c["command"] = list(svc.entrypoint)
+    if svc.command:
+        c["args"] = list(svc.command)
+    if svc.working_dir:
+        c["workingDir"] = svc.working_dir
+    if ingress:
+        c["ports"] = [{"containerPort": svc.ports[0]}]
+        if len(svc.ports) > 1:
+            out.warn(f"service {svc.name!r}: Cloud Run serves one port; {svc.ports[1:]} dropped")
+    elif svc.ports:
+        out.warn(f"service {svc.name!r}: ports {list(svc.ports)} reachable on localhost only")
+    env = service_env(source, svc, out)
+    if env:
+        c["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    limits = {}
+    if svc.resources.memory:
+        limits["memory"] = f"{max(128, math.ceil(svc.resources.memory / MIB))}Mi"
+    if svc.resources.cpus:
+        limits["cpu"] = f"{math.ceil(svc.resources.cpus * 1000)}m"
+    if limits:
+        c["resources"] = {"limits": limits}
+    if svc.volumes:
+        c["volumeMounts"] = [{"name": v, "mountPath": p} for v, p in svc.volumes.items()]
+    hc = svc.healthcheck
+    if hc is not None and hc.http is not None:
+        period = min(seconds(hc.interval), 240)
+        probe = {
+            "httpGet": {"path": hc.http, "port": hc.port},
+            "periodSeconds": period,
+            "timeoutSeconds": min(seconds(hc.timeout), period),
+        }
+        c["startupProbe"] = {
+            **probe,
+            "failureThreshold": max(1, seconds(hc.start_period) // period),
+        }
+        c["livenessProbe"] = {**probe, "failureThreshold": hc.retries}
+    elif hc is not None:
+        out.warn(f"service {svc.name!r}: Cloud Run probes are HTTP, TCP or gRPC; command dropped")
+    if svc.user:
+        out.warn(f"service {svc.name!r}: Cloud Run runs the image's user, not {svc.user!r}")
+    return c
+
+
+def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]:
+    schedule, problem = entry_schedule(job.entry)
+    if schedule is None:
+        out.warn(f"{job.label}: not exported: {problem}")
+        return {}
+    note = ambiguous_days(schedule.fields)
+    if note:
+        out.warn(f"{job.label}: {note}")
+    cron = source.app.cron
+    container = _container(source, job.service, False, out)
+    for key in ("args", "startupProbe", "livenessProbe", "volumeMounts"):
+        container.pop(key, None)
+    container.pop("name")
+    container["command"] = job.argv
+    name = run_name(source.name, job.name)
+    project = out.need("GCP_PROJECT", "Google Cloud project id")
+    region = out.need("GCP_REGION", "Cloud Run region", "europe-west1")
+    return {
+        f"jobs/{job.name}.yaml": render_template(
+            "cloudrun-job.yaml.j2",
+            name=name,
+            source=job.label,
+            container=container,
+            retries=cron.retries,
+            timeout=seconds(cron.timeout),
+        ),
+        f"scheduler/{job.name}.json": render_template(
+            "cloudscheduler-job.json.j2",
+            name=f"projects/{project}/locations/{region}/jobs/{name}",
+            description=job.label[:500],
+            schedule=schedule.fields,
+            timezone=schedule.timezone,
+            uri=f"https://run.googleapis.com/v2/projects/{project}/locations/{region}/jobs/"
+            f"{name}:run",
+            account=out.need("SCHEDULER_SERVICE_ACCOUNT", "service account that runs the jobs"),
+            scope=RUN_SCOPE,
+        ),
+    }

@@ -1,0 +1,207 @@
+"""Amazon ECS on Fargate: a task definition for the services, and for each crontab entry
+a task definition of its own plus EventBridge Scheduler schedules that run it.
+
+Files are the request bodies of `aws ecs register-task-definition --cli-input-json` and
+`aws scheduler create-schedule --cli-input-json`. Schedules use AWS's own
+`cron(min hour dom month dow year)` (see `schedules.aws_cron`) in the entry's time zone
+(`ScheduleExpressionTimezone`). Account, region, cluster, roles and network are
+placeholders listed in `.env.example`, like every environment value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from reconciler.model import ServiceSpec
+
+from .base import (
+    Collector,
+    ExportSource,
+    Job,
+    cron_settings,
+    dns_name,
+    http_probe_command,
+    image_ref,
+    jobs,
+    seconds,
+    service_env,
+)
+from .schedules import aws_cron, entry_schedule
+from .templating import render_template
+
+PLATFORM = "ECS (EventBridge Scheduler)"
+MIB = 1024 * 1024
+# Fargate's task sizes: CPU units -> (smallest, largest, step) memory in MiB.
+FARGATE = {
+    256: (512, 2048, 512),
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+    8192: (16384, 61440, 4096),
+    16384: (32768, 122880, 8192),
+}
+
+
+def render(source: ExportSource, out: Collector) -> dict[str, str]:
+    aws = _aws_placeholders(out)
+    family = dns_name(source.name)
+    services = list(source.app.services.values())
+    containers = [_container(source, svc, svc.name, out) for svc in services]
+    if len(services) > 1:
+        out.warn(
+            "all services share one Fargate task: they reach each other on localhost, not "
+            "by service name, and must listen on different ports"
+        )
+    files = {"task-definition.json": _task(family, containers, services, aws, out)}
+    for job in jobs(source):
+        files.update(_job_files(source, job, family, aws, out))
+    cron_settings(source, out, PLATFORM, {"user"})
+    return files
+
+
+def _aws_placeholders(out: Collector) -> dict[str, str]:
+    return {
+        "region": out.need("AWS_REGION", "AWS region", "us-east-1"),
+        "account": out.need("AWS_ACCOUNT_ID", "AWS account id", "123456789012"),
+        "cluster": out.need("ECS_CLUSTER", "ECS cluster name"),
+        "execution_role": out.need("ECS_EXECUTION_ROLE_ARN", "task execution role ARN"),
+    }
+
+
+def _task(
+    family: str,
+    containers: list[dict[str, Any]],
+    services: list[ServiceSpec],
+    aws: dict[str, str],
+    out: Collector,
+) -> str:
+    volumes = sorted({v for svc in services for v in svc.volumes})
+    if volumes:
+        out.warn(
+            "named volumes become Fargate task storage, which is lost when the task stops; "
+            "add an efsVolumeConfiguration to keep the data"
+        )
+    cpu, memory = fargate_size(services)
+    return render_template(
+        "ecs-task-definition.json.j2",
+        family=family,
+        cpu=str(cpu),
+        memory=str(memory),
+        execution_role=aws["execution_role"],
+        containers=containers,
+        volumes=[{"name": v} for v in volumes],
+    )
+
+
+def fargate_size(services: list[ServiceSpec]) -> tuple[int, int]:
+    """The smallest Fargate (CPU units, MiB) that holds every container's limits."""
+    cpu = sum(math.ceil((s.resources.cpus or 0) * 1024) for s in services)
+    memory = sum(math.ceil((s.resources.memory or 0) / MIB) for s in services)
+    for units, (low, high, step) in FARGATE.items():
+        if units >= cpu and high >= memory:
+            return units, max(low, low + math.ceil(max(0, memory - low) / step) * step)
+    return 16384, 122880
+
+
+def _container(source: ExportSource, svc: ServiceSpec, name: str, out: Collector) -> dict[str, Any]:
+    env = service_env(source, svc, out)
+    c: dict[str, Any] = {"name": name, "image": image_ref(svc, out, PLATFORM), "essential": True}
+    if svc.entrypoint:
+        c["entryPoint"] = list(svc.entrypoint)
+    if svc.command:
+        c["command"] = list(svc.command)
+    if env:
+        c["environment"] = [{"name": k, "value": v} for k, v in env.items()]
+    if svc.ports:
+        c["portMappings"] = [{"containerPort": p, "protocol": "tcp"} for p in svc.ports]
+    if svc.volumes:
+        c["mountPoints"] = [{"sourceVolume": v, "containerPath": p} for v, p in svc.volumes.items()]
+    if svc.resources.memory:
+        c["memory"] = max(6, math.ceil(svc.resources.memory / MIB))
+    if svc.resources.cpus:
+        c["cpu"] = math.ceil(svc.resources.cpus * 1024)
+    if svc.user:
+        c["user"] = svc.user
+    if svc.working_dir:
+        c["workingDirectory"] = svc.working_dir
+    hc = svc.healthcheck
+    if hc is not None:
+        if hc.command is not None:
+            test = ["CMD", *hc.command]
+        else:
+            assert hc.http is not None and hc.port is not None
+            test = ["CMD-SHELL", http_probe_command(hc.http, hc.port)]
+            out.warn(f"service {svc.name!r}: the ECS health check needs wget or curl in the image")
+        c["healthCheck"] = {
+            "command": test,
+            "interval": _clamp(seconds(hc.interval), 5, 300, "interval", svc.name, out),
+            "timeout": _clamp(seconds(hc.timeout), 2, 60, "timeout", svc.name, out),
+            "retries": _clamp(hc.retries, 1, 10, "retries", svc.name, out),
+            "startPeriod": _clamp(int(hc.start_period), 0, 300, "start_period", svc.name, out),
+        }
+    return c
+
+
+def _clamp(value: int, low: int, high: int, what: str, service: str, out: Collector) -> int:
+    clamped = min(max(value, low), high)
+    if clamped != value:
+        out.warn(
+            f"service {service!r}: healthcheck.{what} {value} is outside ECS's {low}-{high}; "
+            f"exported as {clamped}"
+        )
+    return clamped
+
+
+def _job_files(
+    source: ExportSource, job: Job, family: str, aws: dict[str, str], out: Collector
+) -> dict[str, str]:
+    schedule, problem = entry_schedule(job.entry)
+    expressions: list[str] | None = None
+    if schedule is not None:
+        expressions, problem = aws_cron(schedule.fields)
+    if schedule is None or expressions is None:
+        out.warn(f"{job.label}: not exported: {problem}")
+        return {}
+    cron = source.app.cron
+    container = _container(source, job.service, "job", out)
+    for key in ("portMappings", "healthCheck", "command"):
+        container.pop(key, None)
+    container["entryPoint"] = job.argv  # replaces the image's entrypoint, as `docker exec`
+    container["user"] = cron.user
+    job_family = dns_name(family, "cron", job.name, limit=255)
+    files = {
+        f"cron/{job.name}.task-definition.json": render_template(
+            "ecs-task-definition.json.j2",
+            family=job_family,
+            cpu="256",
+            memory="512",
+            execution_role=aws["execution_role"],
+            containers=[container],
+            volumes=[{"name": v} for v in sorted(job.service.volumes)],
+        )
+    }
+    suffixes = ["-dom", "-dow"] if len(expressions) == 2 else [""]
+    if len(expressions) == 2:
+        out.warn(
+            f"{job.label}: cron ORs its day-of-month and day-of-week; AWS cannot, so it "
+            "is two schedules"
+        )
+    arn = f"arn:aws:ecs:{aws['region']}:{aws['account']}"
+    for suffix, expression in zip(suffixes, expressions, strict=True):
+        name = dns_name(source.name, job.name, limit=64 - len(suffix)) + suffix
+        files[f"cron/{job.name}{suffix}.schedule.json"] = render_template(
+            "ecs-schedule.json.j2",
+            name=name,
+            description=job.label[:512],
+            expression=expression,
+            timezone=schedule.timezone,
+            cluster_arn=f"{arn}:cluster/{aws['cluster']}",
+            task_arn=f"{arn}:task-definition/{job_family}",
+            role=out.need("SCHEDULER_ROLE_ARN", "role EventBridge Scheduler runs tasks with"),
+            subnet=out.need("ECS_SUBNET_ID", "subnet the scheduled tasks run in"),
+            security_group=out.need("ECS_SECURITY_GROUP_ID", "security group of scheduled tasks"),
+            max_age=min(max(seconds(cron.starting_deadline), 60), 86400),
+        )
+    return files

@@ -1,0 +1,208 @@
+"""Kubernetes: plain manifests any cluster applies with `kubectl apply -f <dir>`.
+
+Per service a Deployment (and a Service when it has ports), an Ingress for the first
+published port, a PersistentVolumeClaim per named volume, a Secret holding every
+`${NAME}` placeholder (substitute them, e.g. with `envsubst`, before applying), and one
+`batch/v1` CronJob per crontab entry: the cron service's image running `sh -c <script>`,
+in the entry's `timeZone`, with `concurrencyPolicy`, `activeDeadlineSeconds` and
+`backoffLimit` from the spec's `cron:` settings. A CronJob runs in a new pod, not in the
+running service's container, so it gets the same environment and volumes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from reconciler.model import HealthCheck, ServiceSpec
+
+from .base import (
+    Collector,
+    ExportSource,
+    Job,
+    cron_settings,
+    dns_name,
+    image_ref,
+    jobs,
+    seconds,
+    service_env,
+)
+from .schedules import ambiguous_days, entry_schedule
+from .templating import Var, render_template
+
+PLATFORM = "Kubernetes"
+_CONCURRENCY = {"forbid": "Forbid", "allow": "Allow", "replace": "Replace"}
+_UID = re.compile(r"(\d+)(?::(\d+))?")
+
+
+def render(source: ExportSource, out: Collector) -> dict[str, str]:
+    files: dict[str, str] = {}
+    secret = dns_name(source.name, "env")
+    volumes = sorted({v for svc in source.app.services.values() for v in svc.volumes})
+    claims = {v: dns_name(source.name, v) for v in volumes}
+    for svc in source.app.services.values():
+        container = _container(source, svc, svc.name, secret, out)
+        pod = _pod(svc, container, claims)
+        name = dns_name(source.name, svc.name)
+        labels = _labels(source, svc.name)
+        files[f"deployment-{svc.name}.yaml"] = render_template(
+            "k8s-deployment.yaml.j2",
+            name=name,
+            labels=labels,
+            recreate=bool(svc.volumes),
+            pod=pod,
+        )
+        if svc.ports:
+            ports = [{"name": f"p{p}", "port": p, "targetPort": p} for p in svc.ports]
+            files[f"service-{svc.name}.yaml"] = render_template(
+                "k8s-service.yaml.j2", name=name, labels=labels, ports=ports
+            )
+    published = next((s for s in source.app.services.values() if s.ports), None)
+    if published is not None:
+        files["ingress.yaml"] = render_template(
+            "k8s-ingress.yaml.j2",
+            name=dns_name(source.name),
+            labels=_labels(source, published.name),
+            service=dns_name(source.name, published.name),
+            port=published.ports[0],
+        )
+    for vol, claim in claims.items():
+        files[f"pvc-{vol}.yaml"] = render_template(
+            "k8s-pvc.yaml.j2", name=claim, labels=_labels(source, None)
+        )
+    if claims:
+        out.warn(
+            "each named volume becomes a 1Gi ReadWriteOnce PersistentVolumeClaim: adjust the "
+            "size and storage class; pods sharing one (services, CronJobs) must run on one node"
+        )
+    for job in jobs(source):
+        cronjob = _cronjob(source, job, secret, claims, out)
+        if cronjob is not None:
+            files[f"cronjob-{job.name}.yaml"] = render_template("k8s-cronjob.yaml.j2", **cronjob)
+    cron_settings(source, out, PLATFORM, {"timeout", "retries", "forbid", "replace", "user"})
+    placeholders = {p: "${" + p + "}" for p in sorted(out.placeholders)}
+    secret_keys = {p: v for p, v in placeholders.items() if not p.startswith("IMAGE_")}
+    if secret_keys:
+        files["secret.yaml"] = render_template(
+            "k8s-secret.yaml.j2", name=secret, labels=_labels(source, None), data=secret_keys
+        )
+    return files
+
+
+def _labels(source: ExportSource, service: str | None) -> dict[str, str]:
+    labels = {"app.kubernetes.io/instance": dns_name(source.name)}
+    if service is not None:
+        labels["app.kubernetes.io/name"] = service
+    return labels
+
+
+def _container(
+    source: ExportSource, svc: ServiceSpec, name: str, secret: str, out: Collector
+) -> dict[str, Any]:
+    env: list[dict[str, Any]] = []
+    for key, value in service_env(source, svc, out).items():
+        if isinstance(value, Var):
+            ref = {"name": secret, "key": value[2:-1]}
+            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+        else:
+            env.append({"name": key, "value": value})
+    container: dict[str, Any] = {"name": name, "image": image_ref(svc, out, PLATFORM)}
+    if svc.entrypoint:
+        container["command"] = list(svc.entrypoint)
+    if svc.command:
+        container["args"] = list(svc.command)
+    if svc.working_dir:
+        container["workingDir"] = svc.working_dir
+    if svc.ports:
+        container["ports"] = [{"containerPort": p} for p in svc.ports]
+    if env:
+        container["env"] = env
+    if svc.volumes:
+        container["volumeMounts"] = [{"name": v, "mountPath": p} for v, p in svc.volumes.items()]
+    limits: dict[str, str] = {}
+    if svc.resources.memory:
+        limits["memory"] = str(svc.resources.memory)
+    if svc.resources.cpus:
+        limits["cpu"] = f"{round(svc.resources.cpus * 1000)}m"
+    if limits:
+        container["resources"] = {"limits": limits}
+    if svc.healthcheck is not None:
+        container.update(_probes(svc.healthcheck))
+    context = _run_as(svc.user, f"service {svc.name!r}", out)
+    if context:
+        container["securityContext"] = context
+    return container
+
+
+def _run_as(user: str | None, what: str, out: Collector) -> dict[str, int]:
+    if user is None:
+        return {}
+    match = _UID.fullmatch("0" if user == "root" else user)
+    if match is None:
+        out.warn(f"{what}: user {user!r} is a name; Kubernetes needs a numeric uid")
+        return {}
+    context = {"runAsUser": int(match[1])}
+    if match[2] is not None:
+        context["runAsGroup"] = int(match[2])
+    return context
+
+
+def _probes(hc: HealthCheck) -> dict[str, Any]:
+    if hc.http is not None:
+        check: dict[str, Any] = {"httpGet": {"path": hc.http, "port": hc.port}}
+    else:
+        assert hc.command is not None
+        check = {"exec": {"command": list(hc.command)}}
+    period, timeout = seconds(hc.interval), seconds(hc.timeout)
+    probe = {**check, "periodSeconds": period, "timeoutSeconds": timeout}
+    startup_failures = max(1, seconds(hc.start_period) // period)
+    return {
+        "startupProbe": {**probe, "failureThreshold": startup_failures},
+        "readinessProbe": {**probe, "failureThreshold": hc.retries},
+        "livenessProbe": {**probe, "failureThreshold": hc.retries},
+    }
+
+
+def _pod(svc: ServiceSpec, container: dict[str, Any], claims: dict[str, str]) -> dict[str, Any]:
+    pod: dict[str, Any] = {"containers": [container]}
+    if svc.volumes:
+        pod["volumes"] = [
+            {"name": v, "persistentVolumeClaim": {"claimName": claims[v]}} for v in svc.volumes
+        ]
+    return pod
+
+
+def _cronjob(
+    source: ExportSource, job: Job, secret: str, claims: dict[str, str], out: Collector
+) -> dict[str, Any] | None:
+    schedule, problem = entry_schedule(job.entry)
+    if schedule is None:
+        out.warn(f"{job.label}: not exported: {problem}")
+        return None
+    note = ambiguous_days(schedule.fields)
+    if note:
+        out.warn(f"{job.label}: {note}")
+    cron = source.app.cron
+    container = _container(source, job.service, "job", secret, out)
+    for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe", "args"):
+        container.pop(key, None)
+    container["command"] = job.argv
+    context = _run_as(cron.user, "cron.user", out)
+    if context:
+        container["securityContext"] = context
+    else:
+        container.pop("securityContext", None)
+    pod = _pod(job.service, container, claims)
+    pod["restartPolicy"] = "Never"
+    return {
+        "name": dns_name(source.name, job.name, limit=52),
+        "labels": {**_labels(source, job.service.name), "hoody.cron/line": str(job.entry.line)},
+        "schedule": schedule.fields,
+        "timezone": schedule.timezone,
+        "concurrency": _CONCURRENCY[cron.concurrency],
+        "deadline": seconds(cron.starting_deadline),
+        "retries": cron.retries,
+        "timeout": seconds(cron.timeout),
+        "pod": pod,
+        "source": job.label,
+    }

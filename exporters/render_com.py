@@ -1,0 +1,97 @@
+"""Render: a `render.yaml` Blueprint (the `render` format; this module is not called
+`render.py` so that it cannot shadow `exporters.render()`).
+
+The first service with a port is a `web` service, other services with ports are private
+services (`pserv`), the rest are `worker`s. Services with a build keep it (`runtime:
+docker`: Render builds the Dockerfile from the repository), the others run their image
+(`runtime: image`). Each crontab entry becomes a `type: cron` service with the cron
+service's image or build and `dockerCommand: sh -c '<script>'`. Render reads schedules in
+UTC. Environment values are `sync: false` entries, which Render asks for when the
+Blueprint is created, unless `--include-spec-values` gives the committed value.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from typing import Any
+
+from reconciler.model import ServiceSpec
+
+from .base import (
+    Collector,
+    ExportSource,
+    cron_settings,
+    dns_name,
+    jobs,
+    service_env,
+    utc_fields,
+)
+from .templating import Var, render_template
+
+PLATFORM = "Render"
+
+
+def render(source: ExportSource, out: Collector) -> dict[str, str]:
+    services: list[dict[str, Any]] = []
+    first_web = next((s for s in source.app.services.values() if s.ports), None)
+    for svc in source.app.services.values():
+        kind = "web" if svc is first_web else "pserv" if svc.ports else "worker"
+        entry = _base(source, svc, dns_name(source.name, svc.name), kind, out)
+        if svc.command:
+            entry["dockerCommand"] = shlex.join(svc.command)
+        if svc.entrypoint:
+            out.warn(f"service {svc.name!r}: Render cannot replace the image's entrypoint")
+        if kind == "web" and svc.healthcheck is not None and svc.healthcheck.http:
+            entry["healthCheckPath"] = svc.healthcheck.http
+        elif svc.healthcheck is not None:
+            out.warn(f"service {svc.name!r}: Render health checks are HTTP paths of web services")
+        if svc.volumes:
+            (vol, path), *rest = svc.volumes.items()
+            entry["disk"] = {"name": vol, "mountPath": path, "sizeGB": 1}
+            out.warn(f"service {svc.name!r}: volume {vol!r} is a 1 GB disk; adjust sizeGB")
+            if rest:
+                out.warn(f"service {svc.name!r}: Render has one disk per service; {rest} dropped")
+        if svc.resources.memory or svc.resources.cpus:
+            out.warn(f"service {svc.name!r}: resource limits are Render plans; pick a plan")
+        if svc.user or svc.working_dir:
+            out.warn(f"service {svc.name!r}: Render has no user or working_dir setting")
+        services.append(entry)
+    for job in jobs(source):
+        fields = utc_fields(job, out, PLATFORM)
+        if fields is None:
+            continue
+        entry = _base(source, job.service, dns_name(source.name, job.name), "cron", out)
+        entry["schedule"] = fields
+        entry["dockerCommand"] = shlex.join(job.argv)
+        services.append(entry)
+        if job.service.volumes:
+            out.warn(f"{job.label}: Render cron jobs cannot mount the service's disk")
+    cron_settings(source, out, PLATFORM, {"forbid"})
+    return {"render.yaml": render_template("render.yaml.j2", name=source.name, services=services)}
+
+
+def _base(
+    source: ExportSource, svc: ServiceSpec, name: str, kind: str, out: Collector
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": kind, "name": name}
+    if svc.build is not None:
+        context = posixpath.normpath(svc.build.context)
+        entry["runtime"] = "docker"
+        entry["dockerContext"] = "." if context == "." else f"./{context}"
+        entry["dockerfilePath"] = f"{entry['dockerContext']}/{svc.build.dockerfile}"
+        if svc.build.args:
+            out.warn(f"service {svc.name!r}: Render passes env vars, not build args, to builds")
+    else:
+        entry["runtime"] = "image"
+        entry["image"] = {"url": svc.image}
+    env = service_env(source, svc, out)
+    if kind == "web" and "PORT" not in env:
+        env = {**env, "PORT": str(svc.ports[0])}
+    env_vars = [
+        {"key": k, "sync": False} if isinstance(v, Var) else {"key": k, "value": v}
+        for k, v in env.items()
+    ]
+    if env_vars:
+        entry["envVars"] = env_vars
+    return entry

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.crontab import CronEntry, Crontab
@@ -256,9 +256,15 @@ def cron_settings(source: ExportSource, out: Collector, platform: str, has: set[
         out.warn(f"cron.{what} — {platform} has no equivalent")
 
 
-def utc_fields(job: Job, out: Collector, platform: str) -> str | None:
+def utc_fields(
+    job: Job,
+    out: Collector,
+    platform: str,
+    inexact: Callable[[str, str], str] | None = None,
+) -> str | None:
     """The job's five fields for a platform that reads every schedule in UTC: converted
-    when that is exact, else as written with a warning; None (warned) when not cron."""
+    when that is exact, else as written with a warning (`inexact(zone, problem)` words
+    it); None (warned) when not cron."""
     schedule, problem = entry_schedule(job.entry)
     if schedule is None:
         out.warn(f"{job.label}: not exported: {problem}")
@@ -267,8 +273,13 @@ def utc_fields(job: Job, out: Collector, platform: str) -> str | None:
         utc, problem = to_utc(schedule)
         if utc is None:
             out.warn(
-                f"{job.label}: {platform} reads schedules in UTC, and {problem}; exported "
-                f"as written, so it fires at those times in UTC, not {schedule.timezone}"
+                f"{job.label}: "
+                + (
+                    inexact(schedule.timezone, problem or "")
+                    if inexact
+                    else f"{platform} reads schedules in UTC, and {problem}; exported "
+                    f"as written, so it fires at those times in UTC, not {schedule.timezone}"
+                )
             )
         else:
             schedule = utc

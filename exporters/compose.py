@@ -29,8 +29,8 @@ from .base import (
     http_probe_command,
     jobs,
     service_env,
+    utc_fields,
 )
-from .schedules import ambiguous_days, entry_schedule, is_utc, to_utc
 from .templating import render_template
 
 PLATFORM = "Compose (ofelia)"
@@ -126,23 +126,16 @@ def _schedule(job: Job, out: Collector) -> str | None:
     if entry.kind == "every" and entry.every is not None and entry.every == int(entry.every):
         # ofelia has @every itself; it counts from its own start, not from the epoch.
         return f"@every {int(entry.every)}s"
-    schedule, problem = entry_schedule(entry)
-    if schedule is None:
-        out.warn(f"{job.label}: not exported: {problem}")
-        return None
-    if not is_utc(schedule.timezone):
-        utc, problem = to_utc(schedule)
-        if utc is None:
-            out.warn(
-                f"{job.label}: ofelia reads schedules in its own local time, and {problem}; "
-                f"exported as written: run ofelia with TZ={schedule.timezone}"
-            )
-        else:
-            schedule = utc
-    note = ambiguous_days(schedule.fields)
-    if note:
-        out.warn(f"{job.label}: {note}")
-    return f"0 {schedule.fields}"
+    fields = utc_fields(
+        job,
+        out,
+        "ofelia",
+        lambda zone, problem: (
+            f"ofelia reads schedules in its own local time, and {problem}; "
+            f"exported as written: run ofelia with TZ={zone}"
+        ),
+    )
+    return None if fields is None else f"0 {fields}"
 
 
 def ofelia_command(argv: list[str]) -> str:

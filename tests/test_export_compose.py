@@ -172,3 +172,51 @@ def test_compose_up_runs_healthy_and_the_job_runs(tmp_path: Path, docker_engine:
     finally:
         compose("down", "-v", "--remove-orphans", timeout=120)
     assert not docker_engine.containers.list(all=True, filters={"name": project})
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(180)
+def test_the_example_app_comes_up_healthy_from_its_compose_export(
+    tmp_path: Path, docker_engine: Any
+) -> None:
+    """The bundled example (built from its Dockerfile `FROM busybox:1.36`) exported to
+    compose and brought up with `docker-compose up -d --build` on the real engine."""
+    if COMPOSE is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    import shutil as _shutil
+
+    from exporters import source_from_dir
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    work = tmp_path / "demo"
+    _shutil.copytree(demo, work)
+    for path, text in render("compose", source_from_dir(work)).files.items():
+        (work / path).write_text(text)
+    (work / ".env").write_text("GREETING=hello-from-compose\n")
+    project = f"hoodyexample{uuid.uuid4().hex[:10]}"
+
+    def compose(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(COMPOSE), "-p", project, *args],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    try:
+        up = compose("up", "-d", "--build")
+        assert up.returncode == 0, up.stderr[-3000:]
+        (cid,) = compose("ps", "-q", "web").stdout.split()
+        container = docker_engine.containers.get(cid)
+        deadline, status = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and status != "healthy":
+            container.reload()
+            status = container.attrs["State"].get("Health", {}).get("Status", "")
+            time.sleep(0.5)
+        assert status == "healthy", container.logs().decode()[-2000:]
+        page = container.exec_run(["wget", "-q", "-O-", "http://127.0.0.1:8080/"])
+        assert "hello-from-compose" in page.output.decode()
+    finally:
+        compose("down", "-v", "--remove-orphans", "--rmi", "local", timeout=150)
+    assert not docker_engine.containers.list(all=True, filters={"name": project})

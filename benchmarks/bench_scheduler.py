@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import hashlib
 import io
 import json
 import math
@@ -42,6 +43,7 @@ import os
 import platform
 import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -745,6 +747,22 @@ def print_load(r: LoadResult) -> None:
         )
 
 
+def code_version() -> dict[str, str]:
+    """HEAD and the hashes of the files measured (they may carry uncommitted changes)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        head = "?"
+    files = ("reconciler/scheduler.py", "reconciler/runlog.py", "reconciler/fairpool.py")
+    return {
+        "HEAD": head or "?",
+        **{f: hashlib.sha256((root / f).read_bytes()).hexdigest()[:10] for f in files},
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--minutes", type=float, default=2, help="window of each load phase")
@@ -768,9 +786,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "code": code_version(),
         "args": vars(args),
     }
     print(f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}")
+    print("code: " + ", ".join(f"{k} {v}" for k, v in out["code"].items()))
     main_list = main_entries(args.envs, args.per_env)
     print(
         f"{len(main_list)} entries over {args.envs} environments; swapped environment: "

@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from reconciler.crontab import Crontab, parse_crontab
 from reconciler.jobs import Handle, Job, Outcome
@@ -374,6 +373,19 @@ class Aps:
 # -- phases ---------------------------------------------------------------------------
 
 
+def schedstat() -> tuple[int, int]:
+    """(ns on a CPU, times scheduled onto a CPU) summed over this process's threads, from
+    /proc/self/task/*/schedstat: nanosecond CPU time, and a count of wake-ups."""
+    ns = slices = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            on_cpu, _wait, runs = (task / "schedstat").read_text().split()
+        except (OSError, ValueError):
+            continue
+        ns, slices = ns + int(on_cpu), slices + int(runs)
+    return ns, slices
+
+
 def idle_phase(make: Callable[[], Any], groups: dict[str, list[Entry]], seconds: float) -> dict:
     s = make()
     t0 = time.perf_counter()
@@ -381,8 +393,9 @@ def idle_phase(make: Callable[[], Any], groups: dict[str, list[Entry]], seconds:
     s.start()
     setup = time.perf_counter() - t0
     time.sleep(2.0)  # let start-up settle
-    c0, w0 = time.process_time(), time.perf_counter()
+    c0, w0, (n0, k0) = time.process_time(), time.perf_counter(), schedstat()
     time.sleep(seconds)
+    n1, k1 = schedstat()
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     rss = rss_mb()
     s.stop()
@@ -393,15 +406,27 @@ def idle_phase(make: Callable[[], Any], groups: dict[str, list[Entry]], seconds:
         "cpu_s": cpu,
         "wall_s": wall,
         "cpu_s_per_min": cpu / wall * 60,
+        "sched_cpu_us": (n1 - n0) / 1000,
+        "wakeups": k1 - k0,
+        "threads": threading.active_count(),
         "rss_mb": rss,
     }
 
 
 def baseline_phase(seconds: float) -> dict:
-    c0, w0 = time.process_time(), time.perf_counter()
+    c0, w0, (n0, k0) = time.process_time(), time.perf_counter(), schedstat()
     time.sleep(seconds)
+    n1, k1 = schedstat()
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    return {"scheduler": "none", "cpu_s": cpu, "wall_s": wall, "cpu_s_per_min": cpu / wall * 60}
+    return {
+        "scheduler": "none",
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_s_per_min": cpu / wall * 60,
+        "sched_cpu_us": (n1 - n0) / 1000,
+        "wakeups": k1 - k0,
+        "threads": threading.active_count(),
+    }
 
 
 @dataclass
@@ -545,49 +570,66 @@ class FixedClock:
         return self.t
 
 
-def plain_burst(db_dir: str, envs: int, per_env: int, claims_only: bool) -> dict[str, float]:
-    """One burst of envs*per_env simultaneous firings through `run_due`, not profiled.
-    `claims_only`: the run log's `finish` and `trim` are no-ops (what the claims cost)."""
-    d = tempfile.mkdtemp(prefix="hoody-bench-burst-", dir=db_dir)
+BEFORE = datetime(2030, 1, 1, 9, 59, 59, 500000, tzinfo=UTC)  # inside the 1 s lead
+INSTANT = datetime(2030, 1, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def burst_scheduler(db_dir: str, envs: int, per_env: int, prefix: str) -> tuple[Any, ...]:
+    d = tempfile.mkdtemp(prefix=prefix, dir=db_dir)
     store = Store(f"sqlite:///{d}/runs.sqlite")
-    if claims_only:
-        store.runs.finish = lambda *a, **k: None  # type: ignore[method-assign]
-        store.runs.trim = lambda *a, **k: None  # type: ignore[method-assign]
     runner = RecordingRunner()
     clock = FixedClock(datetime(2030, 1, 1, 9, 59, 50, tzinfo=UTC))
     s = Scheduler(store.runs, runner, clock=clock, owner="bench")
     for env, entries in by_env(main_entries(envs, per_env)).items():
         s.replace(env, TARGET, parse_crontab("".join(f"* * * * * {e.command}\n" for e in entries)))
-    clock.t = datetime(2030, 1, 1, 10, 0, 0, tzinfo=UTC)
-    c0, t0 = time.process_time(), time.time()
-    n = s.run_due()
-    t_dispatch = time.time() - t0
-    s.wait_idle(300)
-    result = {
-        "firings": n,
-        "run_due_s": t_dispatch,
-        "last_start_s": max(t for _, t in runner.calls) - t0,
-        "drained_s": time.time() - t0,
-        "cpu_s": time.process_time() - c0,
-    }
-    s.stop()
+    return d, store, runner, clock, s
+
+
+def drop_dir(d: str, store: Store) -> None:
     store.engine.dispose()
     for f in Path(d).glob("*"):
         f.unlink()
     os.rmdir(d)
+
+
+def plain_burst(db_dir: str, envs: int, per_env: int, ahead: bool) -> dict[str, float]:
+    """One burst of envs*per_env simultaneous firings, not profiled. `ahead`: the timer's
+    way (claimed inside the lead, then handed over at the instant); else `run_due` at the
+    instant (the claim is on the critical path)."""
+    d, store, runner, clock, s = burst_scheduler(db_dir, envs, per_env, "hoody-bench-burst-")
+    claim_s = math.nan
+    if ahead:
+        clock.t = BEFORE
+        t0 = time.perf_counter()
+        s._step()
+        claim_s = time.perf_counter() - t0
+    clock.t = INSTANT
+    c0, t0 = time.process_time(), time.time()
+    n = s._step() if ahead else s.run_due()
+    t_dispatch = time.time() - t0
+    s._pool.wait_idle(300)
+    drained = time.time() - t0
+    s.runlog.flush(300)
+    result = {
+        "firings": len(runner.calls) if ahead else n,
+        "claim_ahead_s": claim_s,
+        "run_due_s": t_dispatch,
+        "hand_off_p99_s": pct(list(s.lateness), 99),
+        "last_start_s": max(t for _, t in runner.calls) - t0,
+        "drained_s": drained,
+        "written_s": time.time() - t0,
+        "cpu_s": time.process_time() - c0,
+    }
+    s.stop()
+    drop_dir(d, store)
     return result
 
 
 def profile_burst(db_dir: str, envs: int, per_env: int, top: int) -> dict[str, Any]:
-    """One burst of envs*per_env firings, `run_due` called in this thread under cProfile,
-    and each worker thread's `_execute` under its own profiler."""
-    d = tempfile.mkdtemp(prefix="hoody-bench-prof-", dir=db_dir)
-    store = Store(f"sqlite:///{d}/runs.sqlite")
-    runner = RecordingRunner()
-    clock = FixedClock(datetime(2030, 1, 1, 9, 59, 50, tzinfo=UTC))
-    s = Scheduler(store.runs, runner, clock=clock, owner="bench")
-    for env, entries in by_env(main_entries(envs, per_env)).items():
-        s.replace(env, TARGET, parse_crontab("".join(f"* * * * * {e.command}\n" for e in entries)))
+    """One burst of envs*per_env firings the timer's way (claim ahead, hand over at the
+    instant), both steps called in this thread under cProfile, and each worker thread's
+    `_execute` under its own profiler."""
+    d, store, runner, clock, s = burst_scheduler(db_dir, envs, per_env, "hoody-bench-prof-")
     worker_profiles: list[cProfile.Profile] = []
     tls = threading.local()
     original = s._execute
@@ -604,16 +646,24 @@ def profile_burst(db_dir: str, envs: int, per_env: int, top: int) -> dict[str, A
             prof.disable()
 
     s._execute = profiled_execute  # type: ignore[method-assign]
-    clock.t = datetime(2030, 1, 1, 10, 0, 0, tzinfo=UTC)
-    main_prof = cProfile.Profile()
+    claim_prof, hand_prof = cProfile.Profile(), cProfile.Profile()
+    clock.t = BEFORE
+    t0 = time.perf_counter()
+    claim_prof.enable()
+    s._step()
+    claim_prof.disable()
+    claim_s = time.perf_counter() - t0
+    clock.t = INSTANT
     c0 = time.process_time()
     t0 = time.time()
-    main_prof.enable()
-    n = s.run_due()
-    main_prof.disable()
+    hand_prof.enable()
+    s._step()
+    hand_prof.disable()
     t_dispatch = time.time() - t0
-    s.wait_idle(300)
+    s._pool.wait_idle(300)
     t_all = time.time() - t0
+    s.runlog.flush(300)
+    t_written = time.time() - t0
     cpu_s = time.process_time() - c0
     last_start = max(t for _, t in runner.calls) - t0
 
@@ -624,66 +674,24 @@ def profile_burst(db_dir: str, envs: int, per_env: int, top: int) -> dict[str, A
         text = buf.getvalue()
         return text[text.find("   ncalls") :]
 
-    ps = pstats.Stats(main_prof)
     wstats = pstats.Stats(worker_profiles[0])
     for p in worker_profiles[1:]:
         wstats.add(p)
-    # the single-threaded cost of one claim/finish/trim, for comparison
-    t1 = time.perf_counter()
-    for i in range(500):
-        store.runs.claim(
-            repo="r",
-            env="solo",
-            entry_id=f"x{i}",
-            line=1,
-            schedule="* * * * *",
-            command="c",
-            trigger="schedule",
-            scheduled_for=1.0,
-            owner="bench",
-        )
-    solo_claim_ms = (time.perf_counter() - t1) / 500 * 1000
-    # what-if, store only: the same burst claimed in one statement and one transaction
-    rows = [
-        {
-            "repo": "r",
-            "env": e.env,
-            "entry_id": e.command,
-            "line": 1,
-            "schedule": "* * * * *",
-            "command": e.command,
-            "trigger": "schedule",
-            "scheduled_for": 2.0,
-            "attempt": 1,
-            "status": "running",
-            "owner": "bench",
-            "started_at": 2.0,
-        }
-        for e in main_entries(envs, per_env)
-    ]
-    stmt = sqlite_insert(runs_table).on_conflict_do_nothing().returning(runs_table.c.id)
-    t1 = time.perf_counter()
-    with store.engine.begin() as conn:
-        claimed = len(conn.execute(stmt, rows).fetchall())
-    batch_claim_s = time.perf_counter() - t1
-    s.stop()
-    store.engine.dispose()
-    for p in Path(d).glob("*"):
-        p.unlink()
-    os.rmdir(d)
-    return {
-        "firings": n,
-        "run_due_s": t_dispatch,
+    result = {
+        "firings": len(runner.calls),
+        "claim_ahead_s": claim_s,
+        "hand_off_s": t_dispatch,
         "drained_s": t_all,
+        "written_s": t_written,
         "last_start_s": last_start,
-        "solo_claim_ms": solo_claim_ms,
         "cpu_s": cpu_s,
-        "batch_claim_s": batch_claim_s,
-        "batch_claimed": claimed,
-        "dispatcher_tottime": top_of(ps, "tottime"),
-        "dispatcher_cumtime": top_of(ps, "cumulative"),
+        "claim_cumtime": top_of(pstats.Stats(claim_prof), "cumulative"),
+        "hand_off_tottime": top_of(pstats.Stats(hand_prof), "tottime"),
         "workers_tottime": top_of(wstats, "tottime"),
     }
+    s.stop()
+    drop_dir(d, store)
+    return result
 
 
 # -- main -----------------------------------------------------------------------------
@@ -809,13 +817,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n== idle: {len(main_list)} entries due next 1 January ==")
             print(
                 table(
-                    ["scheduler", "CPU s", "over s", "CPU s/min"],
+                    [
+                        "scheduler",
+                        "threads",
+                        "CPU s",
+                        "over s",
+                        "CPU s/min",
+                        "schedstat CPU us",
+                        "wake-ups",
+                    ],
                     [
                         [
                             i["scheduler"],
+                            i["threads"],
                             f"{i['cpu_s']:.4f}",
                             f"{i['wall_s']:.1f}",
                             f"{i['cpu_s_per_min']:.4f}",
+                            f"{i['sched_cpu_us']:.0f}",
+                            i["wakeups"],
                         ]
                         for i in idle
                     ],
@@ -878,20 +897,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile or args.profile_only:
         print(f"\n== profile: one burst of {args.envs * args.per_env} firings, injected clock ==")
         plain = {
-            label: plain_burst(args.db_dir, args.envs, args.per_env, claims_only)
-            for label, claims_only in (("as is", False), ("finish+trim no-ops", True))
+            label: plain_burst(args.db_dir, args.envs, args.per_env, ahead)
+            for label, ahead in (("claimed ahead (timer)", True), ("run_due at the instant", False))
         }
         print(
             table(
-                ["not profiled", "firings", "run_due s", "last start s", "CPU s", "ms/firing"],
+                [
+                    "not profiled",
+                    "firings",
+                    "claim ahead s",
+                    "at instant s",
+                    "hand-off p99 ms",
+                    "last start s",
+                    "drained s",
+                    "written s",
+                    "CPU s",
+                ],
                 [
                     [
                         label,
                         r["firings"],
-                        f"{r['run_due_s']:.2f}",
-                        f"{r['last_start_s']:.2f}",
+                        f"{r['claim_ahead_s']:.3f}",
+                        f"{r['run_due_s']:.3f}",
+                        ms(r["hand_off_p99_s"]),
+                        f"{r['last_start_s']:.3f}",
+                        f"{r['drained_s']:.3f}",
+                        f"{r['written_s']:.3f}",
                         f"{r['cpu_s']:.2f}",
-                        f"{r['last_start_s'] / r['firings'] * 1000:.2f}",
                     ]
                     for label, r in plain.items()
                 ],
@@ -899,21 +931,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         prof = profile_burst(args.db_dir, args.envs, args.per_env, args.top)
         out["profile"] = {"plain": plain, **prof}
-        print(
-            f"what-if, store only: the {prof['batch_claimed']} claims of the burst as one "
-            f"INSERT ... ON CONFLICT DO NOTHING RETURNING id, one transaction: "
-            f"{prof['batch_claim_s'] * 1000:.0f} ms"
-        )
         print("\nunder cProfile (everything about 2x slower):")
         print(
-            f"run_due returned after {prof['run_due_s']:.2f} s; last job started at "
-            f"{prof['last_start_s']:.2f} s; all finished at {prof['drained_s']:.2f} s; "
-            f"one claim alone (no other thread): {prof['solo_claim_ms']:.2f} ms"
+            f"claim ahead {prof['claim_ahead_s']:.3f} s; hand-off at the instant "
+            f"{prof['hand_off_s']:.3f} s; last job started at {prof['last_start_s']:.3f} s; "
+            f"all finished at {prof['drained_s']:.3f} s, written at {prof['written_s']:.3f} s"
         )
-        print("\n-- dispatcher thread (run_due), by own time --")
-        print(prof["dispatcher_tottime"])
-        print("-- dispatcher thread (run_due), cumulative --")
-        print(prof["dispatcher_cumtime"])
+        print("\n-- timer thread, claim ahead (_step before the instant), cumulative --")
+        print(prof["claim_cumtime"])
+        print("-- timer thread, hand-off (_step at the instant), by own time --")
+        print(prof["hand_off_tottime"])
         print("-- the 8 pool workers (_execute), by own time --")
         print(prof["workers_tottime"])
     if args.json:

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ class FairPool:
         self._running: dict[str, int] = {}
         self._closed = False
         self._active = 0
+        self._idle_waiters = 0  # threads in wait_idle(): they need every notification
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(workers)
@@ -35,15 +36,33 @@ class FairPool:
             self._queues.setdefault(key, deque()).append(fn)
             self._cond.notify()
 
+    def submit_many(self, items: Iterable[tuple[str, Callable[[], None]]]) -> int:
+        """Hand over a whole firing step under one lock acquisition."""
+        n = 0
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("pool is shut down")
+            queues = self._queues
+            for key, fn in items:
+                q = queues.get(key)
+                if q is None:
+                    q = queues[key] = deque()
+                q.append(fn)
+                n += 1
+            self._cond.notify(n)
+        return n
+
     def _take(self) -> tuple[str, Callable[[], None]] | None:
-        for key in list(self._queues):
-            if self._running.get(key, 0) >= self.per_env:
+        running = self._running
+        for key in self._queues:  # we return right after changing the dict
+            count = running.get(key, 0)
+            if count >= self.per_env:
                 continue
             queue = self._queues.pop(key)
             fn = queue.popleft()
             if queue:
                 self._queues[key] = queue  # to the back: round-robin
-            self._running[key] = self._running.get(key, 0) + 1
+            running[key] = count + 1
             return key, fn
         return None
 
@@ -68,7 +87,25 @@ class FairPool:
                     self._running[key] -= 1
                     if not self._running[key]:
                         del self._running[key]
-                    self._cond.notify_all()
+                    if self._closed or self._idle_waiters:
+                        self._cond.notify_all()
+                    elif self._queues:
+                        self._cond.notify()  # a slot of `key` is free: one worker may take it
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is queued or running. True if so."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._idle_waiters += 1
+            try:
+                while self._active or any(self._queues.values()):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._idle_waiters -= 1
 
     def pending(self) -> int:
         with self._cond:

@@ -2,19 +2,35 @@
 
 Each firing is *claimed* by inserting its row before it runs; the unique key
 (environment, entry, scheduled time, attempt) makes two scheduler instances sharing one
-database run it once.
+database run it once. The scheduler claims the firings of one instant together, in one
+`INSERT ... ON CONFLICT DO NOTHING RETURNING` (`claim_many`), ahead of the instant: such
+a row is `claimed` (not a run yet, so listings leave it out) until the hand-over at the
+instant marks it `running`, or it is given back (deleted) if its entry went away first.
+
+What happens after a run starts (its finish, a late `skipped`, the history trim, a claim
+that is given back) goes through one writer thread that batches whatever is queued into
+one transaction (`finish_later` ... `flush`): a burst of 10,000 finishes is a handful of
+transactions, not 10,000. A crash can lose the last few milliseconds of finishes; those
+runs are then recorded `interrupted` at the next start, which is the truth as far as the
+log can know it.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .store import metadata
+
+log = logging.getLogger(__name__)
 
 runs = sa.Table(
     "runs",
@@ -41,6 +57,7 @@ runs = sa.Table(
     sa.Index("ix_runs_env_entry", "env", "entry_id", "id"),
 )
 
+CLAIMED = "claimed"  # transient: a firing claimed ahead of its instant, not started yet
 FINAL = (
     "succeeded",
     "failed",
@@ -82,10 +99,47 @@ def _record(row: Any) -> RunRecord:
     return RunRecord(**{k: m[k] for k in RunRecord.__dataclass_fields__})
 
 
+CLAIM_CHUNK = 500  # rows per INSERT statement (SQLite binds at most 32,766 variables)
+WRITE_BATCH = 5000  # queued writes per transaction at most
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One firing to claim: the run row's identity and what it records."""
+
+    repo: str
+    env: str
+    entry_id: str
+    line: int | None
+    schedule: str
+    command: str
+    trigger: str
+    scheduled_for: float
+    attempt: int
+    planned_start: float  # started_at until the finish records the real start
+
+
+def _dialect_insert(engine: Engine) -> Any:
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 class RunLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine, tables=[runs])
+        self._insert = _dialect_insert(engine)
+        self._writes: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._written = threading.Condition()
+        self._queued = 0  # writes handed to the writer
+        self._done = 0  # writes it has committed (or given up on)
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
 
     def claim(
         self,
@@ -131,6 +185,191 @@ class RunLog:
         except sa.exc.IntegrityError:
             return None
 
+    def claim_many(self, claims: Sequence[Claim], owner: str | None) -> list[int | None]:
+        """Claim many firings at once: one `INSERT ... ON CONFLICT DO NOTHING RETURNING`
+        per chunk, all in one transaction. The result is aligned with `claims`: the run id,
+        or None where another scheduler instance already holds that firing."""
+        if not claims:
+            return []
+        rows = [
+            {
+                "repo": c.repo,
+                "env": c.env,
+                "entry_id": c.entry_id,
+                "line": c.line,
+                "schedule": c.schedule,
+                "command": c.command,
+                "trigger": c.trigger,
+                "scheduled_for": c.scheduled_for,
+                "attempt": c.attempt,
+                "status": CLAIMED,
+                "owner": owner,
+                "started_at": c.planned_start,
+            }
+            for c in claims
+        ]
+        got: dict[tuple[str, str, float, int], int] = {}
+        with self.engine.begin() as conn:
+            for i in range(0, len(rows), CLAIM_CHUNK):
+                stmt = (
+                    self._insert(runs)
+                    .values(rows[i : i + CLAIM_CHUNK])
+                    .on_conflict_do_nothing()
+                    .returning(
+                        runs.c.id,
+                        runs.c.env,
+                        runs.c.entry_id,
+                        runs.c.scheduled_for,
+                        runs.c.attempt,
+                    )
+                )
+                for rid, env, entry_id, sched, attempt in conn.execute(stmt):
+                    got[(env, entry_id, float(sched), int(attempt))] = int(rid)
+        return [got.get((c.env, c.entry_id, c.scheduled_for, c.attempt)) for c in claims]
+
+    # -- the writer: batched writes after a run started ------------------------------
+
+    def finish_later(
+        self,
+        run_id: int,
+        status: str,
+        exit_code: int | None,
+        stdout: str | None,
+        stderr: str | None,
+        reason: str | None,
+        started_at: float | None,
+        finished_at: float,
+    ) -> None:
+        self._enqueue(
+            "finish",
+            {
+                "rid": run_id,
+                "st": status,
+                "code": exit_code,
+                "out": stdout,
+                "err": stderr,
+                "why": reason,
+                "t0": started_at,
+                "t1": finished_at,
+            },
+        )
+
+    def started(self, run_ids: Sequence[int], at: float) -> None:
+        """Claimed runs were handed over at `at`: they are `running` now (one statement
+        for the whole firing step, written just after the hand-over). A run that already
+        finished keeps its final status."""
+        ids = list(run_ids)
+        if ids:
+            with self.engine.begin() as conn:
+                for i in range(0, len(ids), 10_000):
+                    conn.execute(
+                        runs.update()
+                        .where(runs.c.id.in_(ids[i : i + 10_000]) & (runs.c.status == CLAIMED))
+                        .values(status="running", started_at=at)
+                    )
+
+    def trim_later(self, env: str, entry_id: str, keep: int) -> None:
+        self._enqueue("trim", {"env": env, "entry_id": entry_id, "keep": keep})
+
+    def skip(self, run_ids: Sequence[tuple[int, str]]) -> None:
+        """Claimed runs that did not start (the previous one is still running)."""
+        if run_ids:
+            now = time.time()
+            with self.engine.begin() as conn:
+                conn.execute(
+                    runs.update()
+                    .where((runs.c.id == sa.bindparam("rid")) & (runs.c.status == CLAIMED))
+                    .values(
+                        status="skipped",
+                        reason=sa.bindparam("why"),
+                        started_at=None,
+                        finished_at=now,
+                    ),
+                    [{"rid": rid, "why": why} for rid, why in run_ids],
+                )
+
+    def unclaim(self, run_ids: Sequence[int]) -> None:
+        """Give back claims of firings that will not happen (the entry went away, or was
+        paused, before its time came): the row goes, as if it had never been claimed."""
+        if run_ids:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    runs.delete().where(runs.c.id.in_(list(run_ids)) & (runs.c.status == CLAIMED))
+                )
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every write queued so far is committed. True if it was."""
+        with self._written:
+            target = self._queued
+            return self._written.wait_for(lambda: self._done >= target, timeout)
+
+    def _enqueue(self, kind: str, args: dict[str, Any]) -> None:
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_loop, name="runlog-writer", daemon=True
+                    )
+                    self._writer.start()
+        with self._written:
+            self._queued += 1
+        self._writes.put((kind, args))
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = [self._writes.get()]  # blocks: no wake-ups while nothing happens
+            while len(batch) < WRITE_BATCH:
+                try:
+                    batch.append(self._writes.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+            with self._written:
+                self._done += len(batch)
+                self._written.notify_all()
+
+    def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """One transaction for the batch; if it keeps failing (a locked or broken
+        database), each write alone, so that one bad write does not sink the others."""
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    self._write(conn, batch)
+                return
+            except Exception:
+                log.exception("run log: a batch of %d writes failed", len(batch))
+                time.sleep(0.2 * (attempt + 1))
+        for item in batch:
+            try:
+                with self.engine.begin() as conn:
+                    self._write(conn, [item])
+            except Exception:
+                log.exception("run log: write %s %s lost", item[0], item[1].get("rid", ""))
+
+    def _write(self, conn: Connection, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        finishes = [a for k, a in batch if k == "finish"]
+        if finishes:
+            conn.execute(
+                runs.update()
+                .where(
+                    (runs.c.id == sa.bindparam("rid"))
+                    & ((runs.c.status == "running") | (runs.c.status == CLAIMED))
+                )
+                .values(
+                    status=sa.bindparam("st"),
+                    exit_code=sa.bindparam("code"),
+                    stdout=sa.bindparam("out"),
+                    stderr=sa.bindparam("err"),
+                    reason=sa.bindparam("why"),
+                    started_at=sa.func.coalesce(sa.bindparam("t0"), runs.c.started_at),
+                    finished_at=sa.bindparam("t1"),
+                ),
+                finishes,
+            )
+        trims = {(a["env"], a["entry_id"]): a["keep"] for k, a in batch if k == "trim"}
+        for (env, entry_id), keep in trims.items():
+            self._trim(conn, env, entry_id, keep)
+
     def finish(
         self,
         run_id: int,
@@ -167,6 +406,8 @@ class RunLog:
         limit: int = 50,
     ) -> list[RunRecord]:
         q = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if status != CLAIMED:
+            q = q.where(runs.c.status != CLAIMED)
         if env:
             q = q.where(runs.c.env == env)
         if entry_id:
@@ -188,11 +429,15 @@ class RunLog:
         return float(value) if value is not None else None
 
     def interrupt_running(self, owner: str | None = None, reason: str = "") -> int:
-        """Runs left `running` (by a crash, or at shutdown) become `interrupted`."""
+        """Runs left `running` (by a crash, or at shutdown) become `interrupted`; claims
+        that never started are given back (a catch-up may then run their slot once)."""
         q = runs.update().where(runs.c.status == "running")
+        gone = runs.delete().where(runs.c.status == CLAIMED)
         if owner is not None:
             q = q.where(runs.c.owner == owner)
+            gone = gone.where(runs.c.owner == owner)
         with self.engine.begin() as conn:
+            conn.execute(gone)
             return int(
                 conn.execute(
                     q.values(status="interrupted", reason=reason, finished_at=time.time())
@@ -202,19 +447,23 @@ class RunLog:
     def trim(self, env: str, entry_id: str, keep: int) -> None:
         """Keep the last `keep` runs of an entry."""
         with self.engine.begin() as conn:
-            cutoff = conn.execute(
-                sa.select(runs.c.id)
-                .where((runs.c.env == env) & (runs.c.entry_id == entry_id))
-                .order_by(runs.c.id.desc())
-                .offset(keep)
-                .limit(1)
-            ).scalar()
-            if cutoff is not None:
-                conn.execute(
-                    runs.delete().where(
-                        (runs.c.env == env)
-                        & (runs.c.entry_id == entry_id)
-                        & (runs.c.id <= cutoff)
-                        & (runs.c.status != "running")
-                    )
+            self._trim(conn, env, entry_id, keep)
+
+    @staticmethod
+    def _trim(conn: Connection, env: str, entry_id: str, keep: int) -> None:
+        cutoff = conn.execute(
+            sa.select(runs.c.id)
+            .where((runs.c.env == env) & (runs.c.entry_id == entry_id))
+            .order_by(runs.c.id.desc())
+            .offset(keep)
+            .limit(1)
+        ).scalar()
+        if cutoff is not None:
+            conn.execute(
+                runs.delete().where(
+                    (runs.c.env == env)
+                    & (runs.c.entry_id == entry_id)
+                    & (runs.c.id <= cutoff)
+                    & (runs.c.status != "running")
                 )
+            )

@@ -1,8 +1,12 @@
 """Each environment's crontab, run inside this process.
 
 One timer thread sleeps until the next firing (a heap of fire times; no fixed tick) and
-is woken when a schedule changes. Firings are claimed in the run log before they run,
-then executed on a `FairPool` (global and per-environment limits). `replace()` swaps an
+is woken when a schedule changes. Firings are claimed in the run log before they run:
+all firings of an instant together, in one statement, `lead` seconds ahead of it (as
+Quartz acquires triggers inside its fire-ahead window), so that at the instant only the
+hand-over to the `FairPool` (global and per-environment limits) is left. A claimed
+firing whose entry went away or was paused before its instant is given back (its row
+deleted); the overlap policy is applied at the instant, against what runs then. `replace()` swaps an
 environment's whole table in one assignment: entries are keyed by identity (schedule +
 command + variables), so an unchanged entry keeps its next firing and history across a
 swap, and is neither fired twice nor skipped. All time reads go through an injected clock;
@@ -12,6 +16,7 @@ swap, and is neither fired twice nor skipped. All time reads go through an injec
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import heapq
 import itertools
@@ -28,10 +33,11 @@ from .crontab import CronEntry, Crontab, next_fire
 from .fairpool import FairPool
 from .jobs import Handle, Job, Outcome
 from .model import CronSettings
-from .runlog import RunLog
+from .runlog import Claim, RunLog
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str, str, str, str, str], None]  # repo, env, kind, message, level
+SKIP_REASON = "the previous run is still running (concurrency: forbid)"
 
 
 class Clock(Protocol):
@@ -68,9 +74,16 @@ class EntryState:
     failures: int = 0
     running: dict[int, Handle] = field(default_factory=dict)
     retry: tuple[datetime, int, datetime] | None = None  # (when, attempt, scheduled_for)
+    claimed_for: float | None = None  # instant of a firing claimed ahead, not yet started
 
     def fire_at(self) -> datetime | None:
         return None if self.next_at is None else self.next_at + timedelta(seconds=self.offset)
+
+    def upcoming(self) -> datetime | None:
+        """The next instant this entry fires, a claimed one included (what users see)."""
+        if self.claimed_for is not None:
+            return datetime.fromtimestamp(self.claimed_for, UTC)
+        return self.fire_at()
 
 
 @dataclass
@@ -82,6 +95,40 @@ class Table:
     entries: dict[str, EntryState]
     source: str = "git"  # git | api | managed
     text: str | None = None  # the crontab text it came from (git or api)
+
+
+@dataclass(eq=False, slots=True)
+class Firing:
+    """One claimed firing on its way to the pool."""
+
+    ts: float  # its instant (jitter included)
+    key: str  # the table it belongs to
+    table: Table  # the table when it was claimed (re-read at the instant)
+    state: EntryState
+    scheduled: datetime
+    trigger: str
+    attempt: int
+    run_id: int = 0
+    handle: Handle | None = None
+    job: Job | None = None
+    call: Callable[[], None] | None = None
+    previous: list[tuple[int, Handle]] = field(default_factory=list)
+    claimed_ahead: bool = True  # a `claimed` row (else claimed `running`, at the instant)
+
+    def claim(self) -> Claim:
+        e = self.state.entry
+        return Claim(
+            repo=self.table.target.repo,
+            env=self.table.env,
+            entry_id=e.id,
+            line=e.line,
+            schedule=e.schedule,
+            command=e.command,
+            trigger=self.trigger,
+            scheduled_for=_ts(self.scheduled),
+            attempt=self.attempt,
+            planned_start=self.ts,
+        )
 
 
 def schedule_key(env: str, user: str, managed: bool = False) -> str:
@@ -114,6 +161,7 @@ class Scheduler:
         notify: Notify | None = None,
         shutdown_grace: float = 30.0,
         backoff: float = 10.0,
+        lead: float = 1.0,
     ) -> None:
         self.runlog = runlog
         self.runner = runner
@@ -123,9 +171,14 @@ class Scheduler:
         self.shutdown_grace = shutdown_grace
         self.backoff = backoff
         self.tables: dict[str, Table] = {}
-        self._heap: list[tuple[float, int, str, str, str, EntryState]] = []
+        self.lead = lead  # seconds ahead of an instant that its firings are claimed
+        self._heap: list[tuple[float, int, str, str, str, EntryState]] = []  # not claimed
+        self._expiry: list[tuple[float, int, str, str, str, EntryState]] = []
+        self._ready: list[tuple[float, int, Firing]] = []  # claimed, waiting for the instant
         self._seq = itertools.count()
-        self._cond = threading.Condition(threading.RLock())
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the timer waits on it
+        self._finished = threading.Condition(lock)  # a run ended (concurrency: replace)
         self._pool = FairPool(workers, per_env)
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -222,12 +275,12 @@ class Scheduler:
 
     def _push(self, key: str, state: EntryState, retry: bool = False, kind: str = "sched") -> None:
         kind = "retry" if retry else kind
-        if kind == "retry":
-            when = state.retry[0] if state.retry else None
-        elif kind == "expire":
-            when = state.expires_at
-        else:
-            when = state.fire_at()
+        if kind == "expire":
+            if state.expires_at is not None:
+                item = (_ts(state.expires_at), next(self._seq), key, state.entry.id, kind, state)
+                heapq.heappush(self._expiry, item)
+            return
+        when = (state.retry[0] if state.retry else None) if kind == "retry" else state.fire_at()
         if when is not None:
             item = (_ts(when), next(self._seq), key, state.entry.id, kind, state)
             heapq.heappush(self._heap, item)
@@ -243,50 +296,212 @@ class Scheduler:
         when = state.fire_at()
         return when is not None and _ts(when) == ts
 
+    def _top(self, heap: list[tuple[float, int, str, str, str, EntryState]]) -> float | None:
+        while heap and not self._valid(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
     def next_wakeup(self) -> datetime | None:
+        """The next scheduled firing (claimed or not), exact."""
         with self._cond:
-            while self._heap and not self._valid(self._heap[0]):
-                heapq.heappop(self._heap)
-            return datetime.fromtimestamp(self._heap[0][0], UTC) if self._heap else None
+            times = [t for t in (self._top(self._heap), self._ready_top()) if t is not None]
+            return datetime.fromtimestamp(min(times), UTC) if times else None
+
+    def _ready_top(self) -> float | None:
+        return self._ready[0][0] if self._ready else None
+
+    def _wake_ts(self) -> float | None:
+        """When the timer must act next: claim `lead` seconds before a firing, hand a
+        claimed firing over at its instant, drop an expired managed entry."""
+        top = self._top(self._heap)
+        times = [
+            t
+            for t in (
+                None if top is None else top - self.lead,
+                self._ready_top(),
+                self._top(self._expiry),
+            )
+            if t is not None
+        ]
+        return min(times) if times else None
 
     def run_due(self, now: datetime | None = None) -> int:
-        """Fire everything due at `now`; returns how many firings were dispatched."""
+        """The whole firing step at `now`: drop expired entries, claim what is due and
+        hand it over. Returns how many firings started or were recorded `skipped`."""
         now = now or self.clock.now()
-        due: list[tuple[Table, EntryState, datetime, str, int]] = []
+        self._expire(now)
+        self._prepare(now, _ts(now))
+        return self._release(_ts(now))
+
+    def _step(self) -> int:
+        """The timer's step: like `run_due`, but claims `lead` seconds ahead, so that
+        at the instant itself only the hand-over is left (Quartz's fire-ahead window)."""
+        now = self.clock.now()
+        self._expire(now)
+        self._prepare(now, _ts(now) + self.lead)
+        return self._release(_ts(self.clock.now()))
+
+    def _expire(self, now: datetime) -> None:
         with self._cond:
-            while self._heap and self._heap[0][0] <= _ts(now):
-                item = heapq.heappop(self._heap)
+            while self._expiry and self._expiry[0][0] <= _ts(now):
+                item = heapq.heappop(self._expiry)
+                if self._valid(item):
+                    self._drop_entry(self.tables[item[2]], item[3], "expired")
+
+    def _prepare(self, now: datetime, horizon: float) -> int:
+        """Take every firing due by `horizon` off the heap, advance its entry to the next
+        time, and claim all of them in the run log at once. Claimed firings wait in
+        `_ready` for their instant. Returns how many were claimed."""
+        taken: list[Firing] = []
+        with self._cond:
+            heap = self._heap
+            while heap and heap[0][0] <= horizon:
+                item = heapq.heappop(heap)
                 if not self._valid(item):
                     continue
-                _, _, key, entry_id, kind, state = item
+                ts, _, key, entry_id, kind, state = item
                 table = self.tables[key]
-                if kind == "expire" or (state.expires_at is not None and state.expires_at <= now):
-                    self._drop_entry(table, entry_id, "expired")
-                    continue
+                if state.expires_at is not None and _ts(state.expires_at) <= ts:
+                    if state.expires_at <= now:
+                        self._drop_entry(table, entry_id, "expired")
+                    continue  # the expiry comes first; nothing fires after it
                 if kind == "retry":
                     assert state.retry is not None
                     _, attempt, scheduled = state.retry
                     state.retry = None
-                    due.append((table, state, scheduled, "retry", attempt))
+                    firing = Firing(ts, key, table, state, scheduled, "retry", attempt)
+                else:
+                    assert state.next_at is not None
+                    scheduled = state.next_at
+                    upcoming = next_fire(state.entry, scheduled)
+                    if upcoming is not None and upcoming <= now:  # we were asleep: no replay
+                        upcoming = next_fire(state.entry, now)
+                    state.next_at = upcoming
+                    state.retry = None  # the next scheduled firing cancels pending retries
+                    self._push(key, state)
+                    firing = Firing(ts, key, table, state, scheduled, "schedule", 1)
+                if not state.paused:
+                    taken.append(firing)
+        if not taken:
+            return 0
+        try:
+            ids = self.runlog.claim_many([f.claim() for f in taken], self.owner)
+        except Exception:
+            log.exception("scheduler: could not claim %d firing(s); they do not run", len(taken))
+            for f in taken:
+                log.error(
+                    "[%s/%s] .hoody/crontab:%s %s: firing of %s not claimed, not run",
+                    f.table.target.repo,
+                    f.table.env,
+                    f.state.entry.line,
+                    f.state.entry.id,
+                    f.scheduled.isoformat(),
+                    extra={
+                        "repo": f.table.target.repo,
+                        "env": f.table.env,
+                        "entry": f.state.entry.id,
+                    },
+                )
+            return 0
+        claimed = 0
+        with self._cond:
+            for f, rid in zip(taken, ids, strict=True):
+                if rid is None:
+                    continue  # another scheduler instance owns this firing
+                self._arm(f, rid)
+                f.state.claimed_for = f.ts
+                heapq.heappush(self._ready, (f.ts, next(self._seq), f))
+                claimed += 1
+            self._cond.notify_all()
+        return claimed
+
+    def _arm(self, f: Firing, run_id: int) -> None:
+        """Everything a claimed firing needs to start, built before its instant."""
+        f.run_id = run_id
+        f.handle = Handle()
+        f.job = self._job(f.table, f.state, run_id)
+        f.call = functools.partial(self._execute, f)
+
+    @staticmethod
+    def _job(table: Table, state: EntryState, run_id: int) -> Job:
+        e, target = state.entry, table.target
+        return Job(
+            run_id=run_id,
+            repo=target.repo,
+            env=table.env,
+            entry_id=e.id,
+            container=target.container,
+            shell=e.shell,
+            command=e.command,
+            stdin=e.stdin,
+            variables={**target.env, **e.env},
+            user=target.settings.user,
+            timeout=target.settings.timeout,
+        )
+
+    def _release(self, now: float) -> int:
+        """Hand over every claimed firing whose instant has come."""
+        due: list[Firing] = []
+        with self._cond:
+            while self._ready and self._ready[0][0] <= now:
+                due.append(heapq.heappop(self._ready)[2])
+        return self._hand_off(due) if due else 0
+
+    def _hand_off(self, due: list[Firing]) -> int:
+        """Start claimed firings: check each against the current table and the overlap
+        policy, give the whole step to the pool in one call, then record lateness and
+        write what did not start (skipped, or given back because its entry went away)."""
+        go: list[Firing] = []
+        skipped: list[tuple[int, str]] = []
+        given_back: list[int] = []
+        with self._cond:
+            tables = self.tables
+            for f in due:
+                state = f.state
+                if state.claimed_for == f.ts:
+                    state.claimed_for = None
+                table = tables.get(f.key)
+                if (
+                    table is None
+                    or table.entries.get(state.entry.id) is not state
+                    or (state.paused and f.trigger != "manual")
+                ):
+                    given_back.append(f.run_id)
                     continue
-                assert state.next_at is not None
-                scheduled = state.next_at
-                late = (now - state.fire_at()).total_seconds()  # type: ignore[operator]
-                self.lateness.append(late)
-                for observe in self.on_fire:
-                    observe(late)
-                upcoming = next_fire(state.entry, scheduled)
-                if upcoming is not None and upcoming <= now:  # we were asleep: no replay
-                    upcoming = next_fire(state.entry, now)
-                state.next_at = upcoming
-                state.retry = None  # the next scheduled firing cancels pending retries
-                self._push(key, state)
+                if table is not f.table:  # swapped since the claim: maybe a new container
+                    f.table = table
+                    f.job = self._job(table, state, f.run_id)
+                if state.running:
+                    policy = table.target.settings.concurrency
+                    if policy == "forbid":
+                        skipped.append((f.run_id, SKIP_REASON))
+                        continue
+                    if policy == "replace":
+                        f.previous = list(state.running.items())
+                assert f.handle is not None
+                state.running[f.run_id] = f.handle
+                go.append(f)
                 if state.entry.kind == "once":
-                    self._drop_entry(table, entry_id, "ran once")
-                due.append((table, state, scheduled, "schedule", 1))
-        for table, state, scheduled, trigger, attempt in due:
-            self._dispatch(table, state, scheduled, trigger, attempt)
-        return len(due)
+                    self._drop_entry(table, state.entry.id, "ran once")
+        if go:
+            self._pool.submit_many([(f.table.env, f.call) for f in go])  # type: ignore[misc]
+        t = _ts(self.clock.now())
+
+        late = [t - f.ts for f in go if f.trigger in ("schedule", "retry")]
+        self.lateness.extend(late)
+        for f in go:
+            for _rid, handle in f.previous:
+                handle.cancel()  # concurrency: replace; the new run waits for it to end
+        try:
+            self.runlog.started([f.run_id for f in go if f.claimed_ahead], t)
+            self.runlog.skip(skipped)
+            self.runlog.unclaim(given_back)
+        except Exception:
+            log.exception("scheduler: could not record the start of %d firing(s)", len(due))
+        for observe in self.on_fire:
+            for x in late:
+                observe(x)
+        return len(go) + len(skipped)
 
     def _drop_entry(self, table: Table, entry_id: str, why: str) -> None:
         """A managed entry leaves by itself (expired, or a one-shot that fired)."""
@@ -302,14 +517,13 @@ class Scheduler:
             with self._cond:
                 if self._stopping:
                     return
-                wake = self.next_wakeup()
-                now = self.clock.now()
+                wake = self._wake_ts()
+                now = _ts(self.clock.now())
                 if wake is None or wake > now:
-                    timeout = None if wake is None else (wake - now).total_seconds()
-                    self._cond.wait(timeout)
+                    self._cond.wait(None if wake is None else wake - now)
                     continue
             try:
-                self.run_due()
+                self._step()
             except Exception:
                 log.exception("scheduler: firing step failed; continuing")
 
@@ -328,8 +542,16 @@ class Scheduler:
             self._cond.notify_all()
         if self._thread:
             self._thread.join(5)
+        with self._cond:
+            unreleased = [item[2].run_id for item in self._ready]
+            self._ready.clear()
+        try:
+            self.runlog.unclaim(unreleased)  # their time has not come: as if never claimed
+        except Exception:
+            log.exception("scheduler: could not give back %d claim(s)", len(unreleased))
         self._pool.drop_queued()
         finished = self._pool.shutdown(self.shutdown_grace)
+        self.runlog.flush()
         # First record what is still running as interrupted (a final status is never
         # overwritten), then stop those jobs' processes so nothing is left behind.
         self.runlog.interrupt_running(owner=self.owner, reason="the service shut down")
@@ -394,68 +616,35 @@ class Scheduler:
     def _dispatch(
         self, table: Table, state: EntryState, scheduled: datetime, trigger: str, attempt: int
     ) -> int | None:
-        policy = table.target.settings.concurrency
+        """Claim and start one firing now (manual, reboot, catch-up)."""
         if state.paused and trigger != "manual":
             return None
-        if state.running and policy == "forbid":
-            self._claim(
-                table,
-                state,
-                scheduled,
-                trigger,
-                attempt,
-                "skipped",
-                "the previous run is still running (concurrency: forbid)",
-            )
+        if state.running and table.target.settings.concurrency == "forbid":
+            self._claim(table, state, scheduled, trigger, attempt, "skipped", SKIP_REASON)
             return None
-        previous = list(state.running) if policy == "replace" else []
         run_id = self._claim(table, state, scheduled, trigger, attempt)
         if run_id is None:
             return None  # another scheduler instance owns this firing
-        handle = Handle()
+        f = Firing(_ts(scheduled), table.key, table, state, scheduled, trigger, attempt)
+        f.claimed_ahead = False
+        self._arm(f, run_id)
+        self._hand_off([f])
         with self._cond:
-            state.running[run_id] = handle
-        for rid in previous:
-            state.running[rid].cancel()
-        self._pool.submit(
-            table.env,
-            lambda: self._execute(
-                table, state, run_id, handle, scheduled, trigger, attempt, previous
-            ),
-        )
-        return run_id
+            return run_id if run_id in state.running else None
 
-    def _execute(
-        self,
-        table: Table,
-        state: EntryState,
-        run_id: int,
-        handle: Handle,
-        scheduled: datetime,
-        trigger: str,
-        attempt: int,
-        previous: list[int],
-    ) -> None:
+    def _execute(self, f: Firing) -> None:
+        state, table = f.state, f.table
         e, target = state.entry, table.target
-        if previous:  # concurrency: replace — the old run stops before the new one starts
-            with self._cond:
-                self._cond.wait_for(lambda: not set(previous) & set(state.running), timeout=60)
-        job = Job(
-            run_id=run_id,
-            repo=target.repo,
-            env=table.env,
-            entry_id=e.id,
-            container=target.container,
-            shell=e.shell,
-            command=e.command,
-            stdin=e.stdin,
-            variables={**target.env, **e.env},
-            user=target.settings.user,
-            timeout=target.settings.timeout,
-        )
+        handle = f.handle
+        assert handle is not None and f.job is not None
+        if f.previous:  # concurrency: replace — the old run stops before the new one starts
+            previous = {rid for rid, _ in f.previous}
+            with self._finished:
+                self._finished.wait_for(lambda: not previous & state.running.keys(), timeout=60)
+        started_at = time.time()
         started = time.monotonic()
         try:
-            outcome = self.runner.run(job, handle)
+            outcome = self.runner.run(f.job, handle)
             outcome = dataclasses.replace(outcome, duration=time.monotonic() - started)
         except Exception as ex:
             log.exception("[%s/%s] job %s crashed", target.repo, table.env, e.id)
@@ -468,23 +657,26 @@ class Scheduler:
                 outcome.stderr,
                 outcome.reason or "cancelled",
             )
+        runlog = self.runlog
         try:
-            self.runlog.finish(
-                run_id,
+            runlog.finish_later(
+                f.run_id,
                 outcome.status,
                 outcome.exit_code,
                 outcome.stdout,
                 outcome.stderr,
                 outcome.reason,
+                started_at,
+                time.time(),
             )
-            # Trimming is a write of its own: do it every tenth run of an entry, so the
-            # history holds between `history` and `history + 9` runs.
+            # Trimming costs a query: do it every tenth run of an entry, so the history
+            # holds between `history` and `history + 9` runs.
             state.finished += 1
             if state.finished % 10 == 0:
-                self.runlog.trim(table.env, e.id, target.settings.history)
+                runlog.trim_later(table.env, e.id, target.settings.history)
         except Exception:
-            log.exception("[%s/%s] could not record run %d", target.repo, table.env, run_id)
-        self._after(table, state, run_id, scheduled, trigger, attempt, outcome)
+            log.exception("[%s/%s] could not record run %d", target.repo, table.env, f.run_id)
+        self._after(table, state, f.run_id, f.scheduled, f.trigger, f.attempt, outcome)
 
     def _after(
         self,
@@ -497,10 +689,9 @@ class Scheduler:
         outcome: Outcome,
     ) -> None:
         target, e = table.target, state.entry
-        line = f"[{target.repo}/{table.env}] .hoody/crontab:{e.line} {e.id}"
         with self._cond:
             state.running.pop(run_id, None)
-            self._cond.notify_all()
+            self._finished.notify_all()
             if outcome.status == "succeeded":
                 if state.failures:
                     self.notify(
@@ -531,15 +722,20 @@ class Scheduler:
                         state.retry = (when, attempt + 1, scheduled)
                         self._push(table.key, state, retry=True)
                         self._cond.notify_all()
-        log.log(
-            logging.INFO if outcome.status == "succeeded" else logging.WARNING,
-            "%s run %d %s%s",
-            line,
-            run_id,
-            outcome.status,
-            f" (exit {outcome.exit_code})" if outcome.exit_code is not None else "",
-            extra={"repo": target.repo, "env": table.env, "entry": e.id, "run": run_id},
-        )
+        level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "[%s/%s] .hoody/crontab:%s %s run %d %s%s",
+                target.repo,
+                table.env,
+                e.line,
+                e.id,
+                run_id,
+                outcome.status,
+                f" (exit {outcome.exit_code})" if outcome.exit_code is not None else "",
+                extra={"repo": target.repo, "env": table.env, "entry": e.id, "run": run_id},
+            )
         for listener in self.on_run_finished:
             try:
                 listener(target.repo, table.env, e, trigger, outcome)
@@ -547,16 +743,11 @@ class Scheduler:
                 log.exception("run listener failed")
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Block until no job is queued or running (tests, shutdown)."""
-        deadline = threading.Event()
-        timer = threading.Timer(timeout, deadline.set)
-        timer.start()
-        try:
-            while self._pool.pending() and not deadline.is_set():
-                deadline.wait(0.01)
-            return not self._pool.pending()
-        finally:
-            timer.cancel()
+        """Block until no job is queued or running and their runs are written (tests,
+        shutdown)."""
+        deadline = time.monotonic() + timeout
+        idle = self._pool.wait_idle(timeout)
+        return self.runlog.flush(max(0.0, deadline - time.monotonic())) and idle
 
     # -- after downtime --------------------------------------------------------------
 

@@ -102,7 +102,7 @@ def _pr_number(ref: str) -> int | None:
 
 def schedule_summary(service: Service, env: str) -> dict[str, Any]:
     states = service.scheduler.entries(env)
-    upcoming = [t for s in states if not s.paused and (t := s.fire_at()) is not None]
+    upcoming = [t for s in states if not s.paused and (t := s.upcoming()) is not None]
     return {
         "entries": len(states),
         "paused": sum(1 for s in states if s.paused),

@@ -290,3 +290,174 @@ def test_history_is_trimmed_per_entry(store: Store) -> None:
     for i in range(1, 11):
         fire(s, clock, (start + timedelta(minutes=i)).replace(tzinfo=None).isoformat())
     assert len(store.runs.list(env="e")) == 3  # trimmed at the tenth run
+
+
+# -- claiming ahead of the instant (the timer's step) -----------------------------------
+
+
+def claimed(store: Store, env: str) -> list[tuple[str, str]]:
+    return [(r.command, r.status) for r in store.runs.list(env=env)]
+
+
+def test_the_timer_claims_a_firing_ahead_and_starts_it_only_at_its_instant(
+    store: Store,
+) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    s.replace("e", target(), parse_crontab("* * * * * tick\n"))
+    clock.set("2026-01-01T10:00:59.500")
+    s._step()  # inside the lead (1 s): claimed, not started
+    assert claimed(store, "e") == [] and len(store.runs.list(status="claimed")) == 1
+    (run,) = store.runs.list(env="e", status="claimed")
+    assert run.started_at == datetime(2026, 1, 1, 10, 1, tzinfo=UTC).timestamp()  # planned
+    assert runner.jobs == []
+    assert s.next_wakeup() == datetime(2026, 1, 1, 10, 1, tzinfo=UTC)  # still exact
+    assert s.entries("e")[0].upcoming() == datetime(2026, 1, 1, 10, 1, tzinfo=UTC)
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    s.wait_idle()
+    assert [j.command for j in runner.jobs] == ["tick"]
+    assert claimed(store, "e") == [("tick", "succeeded")]
+    assert s.lateness[-1] == 0.0
+    assert s.next_wakeup() == datetime(2026, 1, 1, 10, 2, tzinfo=UTC)
+
+
+def test_a_claim_whose_entry_is_swapped_out_before_its_instant_is_given_back(
+    store: Store,
+) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    s.replace("e", target(), parse_crontab("* * * * * keep\n* * * * * old\n"))
+    clock.set("2026-01-01T10:00:59.200")
+    s._step()
+    assert sorted((r.command, r.status) for r in store.runs.list(status="claimed")) == [
+        ("keep", "claimed"),
+        ("old", "claimed"),
+    ]
+    # A commit inside the lead: `old` becomes `new`, `keep` moves to another line.
+    s.replace("e", target(), parse_crontab("* * * * * new\n\n* * * * * keep\n"))
+    clock.set("2026-01-01T10:00:59.600")
+    s._step()  # claims `new` for the same instant
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    s.wait_idle()
+    assert sorted(j.command for j in runner.jobs) == ["keep", "new"]  # neither doubled
+    assert sorted(claimed(store, "e")) == [("keep", "succeeded"), ("new", "succeeded")]
+
+
+def test_removing_or_pausing_before_the_instant_gives_the_claim_back(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    s.replace("gone", target(), parse_crontab("* * * * * a\n"))
+    s.replace("paused", target(), parse_crontab("* * * * * b\n"))
+    clock.set("2026-01-01T10:00:59.500")
+    s._step()
+    assert len(store.runs.list(status="claimed")) == 2
+    s.remove("gone")
+    s.entries("paused")[0].paused = True
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    s.wait_idle()
+    assert runner.jobs == [] and store.runs.list() == []
+
+
+def test_stop_gives_back_claims_whose_instant_has_not_come(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:59.500")
+    s, runner = make(store, clock)
+    s.replace("e", target(), parse_crontab("* * * * * a\n"))
+    s._step()
+    assert len(store.runs.list(env="e", status="claimed")) == 1
+    s.stop()
+    assert store.runs.list(env="e") == [] and runner.jobs == []  # not "interrupted"
+
+
+def test_forbid_is_decided_at_the_instant_not_at_the_claim(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    runner.block = threading.Event()
+    s.replace("e", target(), parse_crontab("* * * * * slow\n"))
+    s.run_due(clock.set("2026-01-01T10:01:00"))
+    assert runner.started.acquire(timeout=5)
+    clock.set("2026-01-01T10:01:59.500")
+    s._step()  # the next firing is claimed while the first run still runs
+    runner.block.set()  # ... which ends before the instant
+    s.wait_idle()
+    runner.block = None
+    clock.set("2026-01-01T10:02:00")
+    s._step()
+    s.wait_idle()
+    assert [st for _, st in claimed(store, "e")] == ["succeeded", "succeeded"]
+
+
+def test_two_schedulers_claiming_ahead_run_each_firing_once(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    a, ra = make(store, clock, owner="a")
+    b, rb = make(store, clock, owner="b")
+    tab = parse_crontab("* * * * * once\n*/2 * * * * twice\n")
+    a.replace("e", target(), tab)
+    b.replace("e", target(), tab)
+    for minute in range(1, 5):
+        clock.set(f"2026-01-01T10:0{minute - 1}:59.300")
+        b._step()  # b claims ahead; a claims later, at the instant
+        clock.set(f"2026-01-01T10:0{minute}:00")
+        a.run_due()
+        b._step()
+        a.wait_idle()
+        b.wait_idle()
+    assert ra.jobs == [] and len(rb.jobs) == 6
+    assert len(store.runs.list(env="e")) == 6
+
+
+def test_a_burst_is_claimed_in_one_go_and_every_firing_runs_once(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    for i in range(50):
+        s.replace(f"e{i}", target(), parse_crontab("".join(f"* * * * * j{k}\n" for k in range(20))))
+    calls: list[int] = []
+    claim_many = store.runs.claim_many
+
+    def counting(claims, owner):  # type: ignore[no-untyped-def]
+        calls.append(len(claims))
+        return claim_many(claims, owner)
+
+    store.runs.claim_many = counting  # type: ignore[method-assign]
+    clock.set("2026-01-01T10:00:59.900")
+    s._step()
+    assert calls == [1000]
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    assert s.wait_idle(60)
+    assert len(runner.jobs) == 1000
+    assert len({(j.env, j.command) for j in runner.jobs}) == 1000
+    statuses = {r.status for r in store.runs.list(limit=2000)}
+    assert statuses == {"succeeded"}
+
+
+def test_claim_many_leaves_out_firings_claimed_elsewhere(store: Store) -> None:
+    from reconciler.runlog import Claim
+
+    def c(entry: str, at: float) -> Claim:
+        return Claim("r", "e", entry, 1, "* * * * *", "x", "schedule", at, 1, at)
+
+    first = store.runs.claim_many([c("a", 60.0), c("b", 60.0)], "one")
+    assert all(isinstance(i, int) for i in first)
+    second = store.runs.claim_many([c("b", 60.0), c("a", 120.0), c("a", 60.0)], "two")
+    assert second[0] is None and second[2] is None and isinstance(second[1], int)
+    assert len({*first, second[1]}) == 3
+
+
+def test_finishes_are_written_in_batches_and_flush_waits_for_them(store: Store) -> None:
+    from reconciler.runlog import Claim
+
+    claims = [
+        Claim("r", "e", f"x{i}", 1, "* * * * *", "c", "schedule", 1.0, 1, 1.0) for i in range(300)
+    ]
+    ids = store.runs.claim_many(claims, "a")
+    for rid in ids:
+        assert rid is not None
+        store.runs.finish_later(rid, "succeeded", 0, "out", "", None, 5.0, 6.0)
+    assert store.runs.flush(30)
+    runs = store.runs.list(env="e", limit=500)
+    assert {(r.status, r.stdout, r.started_at, r.finished_at) for r in runs} == {
+        ("succeeded", "out", 5.0, 6.0)
+    }

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class FairPool:
     def __init__(self, workers: int = 8, per_env: int = 2, name: str = "job") -> None:
         self.per_env = per_env
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._queues: OrderedDict[str, deque[Callable[[], None]]] = OrderedDict()
         self._running: dict[str, int] = {}
         self._closed = False
@@ -36,19 +36,20 @@ class FairPool:
             self._queues.setdefault(key, deque()).append(fn)
             self._cond.notify()
 
-    def submit_many(self, items: Iterable[tuple[str, Callable[[], None]]]) -> int:
-        """Hand over a whole firing step under one lock acquisition."""
+    def submit_grouped(self, tasks: Mapping[str, Iterable[Callable[[], None]]]) -> int:
+        """Hand over a whole firing step, already grouped by key, under one lock."""
         n = 0
         with self._cond:
             if self._closed:
                 raise RuntimeError("pool is shut down")
             queues = self._queues
-            for key, fn in items:
+            for key, fns in tasks.items():
                 q = queues.get(key)
                 if q is None:
                     q = queues[key] = deque()
-                q.append(fn)
-                n += 1
+                before = len(q)
+                q.extend(fns)
+                n += len(q) - before
             self._cond.notify(n)
         return n
 
@@ -67,8 +68,11 @@ class FairPool:
         return None
 
     def _work(self) -> None:
+        done: str | None = None  # key of the job this worker just finished
         while True:
-            with self._cond:
+            with self._cond:  # one lock section per job: the last one's end, the next's take
+                if done is not None:
+                    self._release_slot(done)
                 item = self._take()
                 while item is None:
                     if self._closed:
@@ -76,21 +80,28 @@ class FairPool:
                     self._cond.wait()
                     item = self._take()
                 self._active += 1
+                if done is not None and self._queues:
+                    self._cond.notify()  # the freed slot may let another worker take one
             key, fn = item
             try:
                 fn()
             except Exception:
                 log.exception("job crashed")
-            finally:
+            except BaseException:
                 with self._cond:
-                    self._active -= 1
-                    self._running[key] -= 1
-                    if not self._running[key]:
-                        del self._running[key]
-                    if self._closed or self._idle_waiters:
-                        self._cond.notify_all()
-                    elif self._queues:
-                        self._cond.notify()  # a slot of `key` is free: one worker may take it
+                    self._release_slot(key)
+                raise
+            done = key
+
+    def _release_slot(self, key: str) -> None:
+        self._active -= 1
+        left = self._running[key] - 1
+        if left:
+            self._running[key] = left
+        else:
+            del self._running[key]
+        if self._closed or self._idle_waiters:
+            self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is queued or running. True if so."""

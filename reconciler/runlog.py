@@ -99,7 +99,6 @@ def _record(row: Any) -> RunRecord:
     return RunRecord(**{k: m[k] for k in RunRecord.__dataclass_fields__})
 
 
-CLAIM_CHUNK = 500  # rows per INSERT statement (SQLite binds at most 32,766 variables)
 WRITE_BATCH = 5000  # queued writes per transaction at most
 
 
@@ -133,11 +132,12 @@ class RunLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine, tables=[runs])
-        self._insert = _dialect_insert(engine)
+        self._claim_stmt = (
+            _dialect_insert(engine)(runs)
+            .on_conflict_do_nothing()
+            .returning(runs.c.id, runs.c.env, runs.c.entry_id, runs.c.scheduled_for, runs.c.attempt)
+        )
         self._writes: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
-        self._written = threading.Condition()
-        self._queued = 0  # writes handed to the writer
-        self._done = 0  # writes it has committed (or given up on)
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
 
@@ -210,21 +210,10 @@ class RunLog:
         ]
         got: dict[tuple[str, str, float, int], int] = {}
         with self.engine.begin() as conn:
-            for i in range(0, len(rows), CLAIM_CHUNK):
-                stmt = (
-                    self._insert(runs)
-                    .values(rows[i : i + CLAIM_CHUNK])
-                    .on_conflict_do_nothing()
-                    .returning(
-                        runs.c.id,
-                        runs.c.env,
-                        runs.c.entry_id,
-                        runs.c.scheduled_for,
-                        runs.c.attempt,
-                    )
-                )
-                for rid, env, entry_id, sched, attempt in conn.execute(stmt):
-                    got[(env, entry_id, float(sched), int(attempt))] = int(rid)
+            # executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends multi-row
+            # VALUES batches from one compiled statement (cached, unlike .values(rows)).
+            for rid, env, entry_id, sched, attempt in conn.execute(self._claim_stmt, rows):
+                got[(env, entry_id, float(sched), int(attempt))] = int(rid)
         return [got.get((c.env, c.entry_id, c.scheduled_for, c.attempt)) for c in claims]
 
     # -- the writer: batched writes after a run started ------------------------------
@@ -254,19 +243,11 @@ class RunLog:
             },
         )
 
-    def started(self, run_ids: Sequence[int], at: float) -> None:
-        """Claimed runs were handed over at `at`: they are `running` now (one statement
-        for the whole firing step, written just after the hand-over). A run that already
-        finished keeps its final status."""
-        ids = list(run_ids)
-        if ids:
-            with self.engine.begin() as conn:
-                for i in range(0, len(ids), 10_000):
-                    conn.execute(
-                        runs.update()
-                        .where(runs.c.id.in_(ids[i : i + 10_000]) & (runs.c.status == CLAIMED))
-                        .values(status="running", started_at=at)
-                    )
+    def started_later(self, run_ids: Sequence[int], at: float) -> None:
+        """Claimed runs were handed over at `at`: they become `running` (one queued
+        write for the whole firing step). A run that already finished keeps its status."""
+        if run_ids:
+            self._enqueue("start", {"ids": run_ids, "at": at})
 
     def trim_later(self, env: str, entry_id: str, keep: int) -> None:
         self._enqueue("trim", {"env": env, "entry_id": entry_id, "keep": keep})
@@ -298,10 +279,13 @@ class RunLog:
                 )
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every write queued so far is committed. True if it was."""
-        with self._written:
-            target = self._queued
-            return self._written.wait_for(lambda: self._done >= target, timeout)
+        """Wait until every write queued so far is committed. True if it was. (A marker
+        goes through the queue: writers never take a lock to count their writes.)"""
+        if self._writer is None:
+            return True
+        done = threading.Event()
+        self._writes.put(("flush", {"event": done}))
+        return done.wait(timeout)
 
     def _enqueue(self, kind: str, args: dict[str, Any]) -> None:
         if self._writer is None:
@@ -311,8 +295,6 @@ class RunLog:
                         target=self._write_loop, name="runlog-writer", daemon=True
                     )
                     self._writer.start()
-        with self._written:
-            self._queued += 1
         self._writes.put((kind, args))
 
     def _write_loop(self) -> None:
@@ -323,10 +305,10 @@ class RunLog:
                     batch.append(self._writes.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
-            with self._written:
-                self._done += len(batch)
-                self._written.notify_all()
+            self._commit([item for item in batch if item[0] != "flush"])
+            for kind, args in batch:
+                if kind == "flush":
+                    args["event"].set()
 
     def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         """One transaction for the batch; if it keeps failing (a locked or broken
@@ -347,6 +329,14 @@ class RunLog:
                 log.exception("run log: write %s %s lost", item[0], item[1].get("rid", ""))
 
     def _write(self, conn: Connection, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        starts = [{"rid": rid, "t0": a["at"]} for k, a in batch if k == "start" for rid in a["ids"]]
+        if starts:
+            conn.execute(
+                runs.update()
+                .where((runs.c.id == sa.bindparam("rid")) & (runs.c.status == CLAIMED))
+                .values(status="running", started_at=sa.bindparam("t0")),
+                starts,
+            )
         finishes = [a for k, a in batch if k == "finish"]
         if finishes:
             conn.execute(

@@ -15,7 +15,6 @@ swap, and is neither fired twice nor skipped. All time reads go through an injec
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import heapq
@@ -114,6 +113,12 @@ class Firing:
     call: Callable[[], None] | None = None
     previous: list[tuple[int, Handle]] = field(default_factory=list)
     claimed_ahead: bool = True  # a `claimed` row (else claimed `running`, at the instant)
+    entry_id: str = ""
+    once: bool = False
+
+    def __post_init__(self) -> None:
+        self.entry_id = self.state.entry.id
+        self.once = self.state.entry.kind == "once"
 
     def claim(self) -> Claim:
         e = self.state.entry
@@ -174,11 +179,13 @@ class Scheduler:
         self.lead = lead  # seconds ahead of an instant that its firings are claimed
         self._heap: list[tuple[float, int, str, str, str, EntryState]] = []  # not claimed
         self._expiry: list[tuple[float, int, str, str, str, EntryState]] = []
-        self._ready: list[tuple[float, int, Firing]] = []  # claimed, waiting for the instant
+        self._ready: dict[float, list[Firing]] = {}  # claimed, waiting for their instant
+        self._instants: list[float] = []  # heap of the instants in `_ready`
         self._seq = itertools.count()
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # the timer waits on it
         self._finished = threading.Condition(lock)  # a run ended (concurrency: replace)
+        self._replace_waiters = 0
         self._pool = FairPool(workers, per_env)
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -308,7 +315,7 @@ class Scheduler:
             return datetime.fromtimestamp(min(times), UTC) if times else None
 
     def _ready_top(self) -> float | None:
-        return self._ready[0][0] if self._ready else None
+        return self._instants[0] if self._instants else None
 
     def _wake_ts(self) -> float | None:
         """When the timer must act next: claim `lead` seconds before a firing, hand a
@@ -331,7 +338,9 @@ class Scheduler:
         now = now or self.clock.now()
         self._expire(now)
         self._prepare(now, _ts(now))
-        return self._release(_ts(now))
+        n = self._release(_ts(now))
+        self.runlog.flush()  # what started shows as `running` when this returns
+        return n
 
     def _step(self) -> int:
         """The timer's step: like `run_due`, but claims `lead` seconds ahead, so that
@@ -410,7 +419,11 @@ class Scheduler:
                     continue  # another scheduler instance owns this firing
                 self._arm(f, rid)
                 f.state.claimed_for = f.ts
-                heapq.heappush(self._ready, (f.ts, next(self._seq), f))
+                waiting = self._ready.get(f.ts)
+                if waiting is None:
+                    waiting = self._ready[f.ts] = []
+                    heapq.heappush(self._instants, f.ts)
+                waiting.append(f)
                 claimed += 1
             self._cond.notify_all()
         return claimed
@@ -443,8 +456,8 @@ class Scheduler:
         """Hand over every claimed firing whose instant has come."""
         due: list[Firing] = []
         with self._cond:
-            while self._ready and self._ready[0][0] <= now:
-                due.append(heapq.heappop(self._ready)[2])
+            while self._instants and self._instants[0] <= now:
+                due.extend(self._ready.pop(heapq.heappop(self._instants)))
         return self._hand_off(due) if due else 0
 
     def _hand_off(self, due: list[Firing]) -> int:
@@ -452,18 +465,21 @@ class Scheduler:
         policy, give the whole step to the pool in one call, then record lateness and
         write what did not start (skipped, or given back because its entry went away)."""
         go: list[Firing] = []
+        tasks: dict[str, list[Callable[[], None]]] = {}  # per environment, for the pool
         skipped: list[tuple[int, str]] = []
         given_back: list[int] = []
         with self._cond:
             tables = self.tables
-            for f in due:
+            last_key, table = None, None
+            for f in due:  # the hot loop of a burst: keep it lean
                 state = f.state
                 if state.claimed_for == f.ts:
                     state.claimed_for = None
-                table = tables.get(f.key)
+                if f.key is not last_key:
+                    last_key, table = f.key, tables.get(f.key)
                 if (
                     table is None
-                    or table.entries.get(state.entry.id) is not state
+                    or table.entries.get(f.entry_id) is not state
                     or (state.paused and f.trigger != "manual")
                 ):
                     given_back.append(f.run_id)
@@ -471,20 +487,24 @@ class Scheduler:
                 if table is not f.table:  # swapped since the claim: maybe a new container
                     f.table = table
                     f.job = self._job(table, state, f.run_id)
-                if state.running:
+                running = state.running
+                if running:
                     policy = table.target.settings.concurrency
                     if policy == "forbid":
                         skipped.append((f.run_id, SKIP_REASON))
                         continue
                     if policy == "replace":
-                        f.previous = list(state.running.items())
-                assert f.handle is not None
-                state.running[f.run_id] = f.handle
+                        f.previous = list(running.items())
+                running[f.run_id] = f.handle  # type: ignore[assignment]
                 go.append(f)
-                if state.entry.kind == "once":
-                    self._drop_entry(table, state.entry.id, "ran once")
-        if go:
-            self._pool.submit_many([(f.table.env, f.call) for f in go])  # type: ignore[misc]
+                calls = tasks.get(table.env)
+                if calls is None:
+                    calls = tasks[table.env] = []
+                calls.append(f.call)  # type: ignore[arg-type]
+                if f.once:
+                    self._drop_entry(table, f.entry_id, "ran once")
+        if tasks:
+            self._pool.submit_grouped(tasks)
         t = _ts(self.clock.now())
 
         late = [t - f.ts for f in go if f.trigger in ("schedule", "retry")]
@@ -492,8 +512,8 @@ class Scheduler:
         for f in go:
             for _rid, handle in f.previous:
                 handle.cancel()  # concurrency: replace; the new run waits for it to end
+        self.runlog.started_later([f.run_id for f in go if f.claimed_ahead], t)
         try:
-            self.runlog.started([f.run_id for f in go if f.claimed_ahead], t)
             self.runlog.skip(skipped)
             self.runlog.unclaim(given_back)
         except Exception:
@@ -543,8 +563,9 @@ class Scheduler:
         if self._thread:
             self._thread.join(5)
         with self._cond:
-            unreleased = [item[2].run_id for item in self._ready]
+            unreleased = [f.run_id for waiting in self._ready.values() for f in waiting]
             self._ready.clear()
+            self._instants.clear()
         try:
             self.runlog.unclaim(unreleased)  # their time has not come: as if never claimed
         except Exception:
@@ -640,12 +661,18 @@ class Scheduler:
         if f.previous:  # concurrency: replace — the old run stops before the new one starts
             previous = {rid for rid, _ in f.previous}
             with self._finished:
-                self._finished.wait_for(lambda: not previous & state.running.keys(), timeout=60)
+                self._replace_waiters += 1
+                try:
+                    self._finished.wait_for(lambda: not previous & state.running.keys(), timeout=60)
+                finally:
+                    self._replace_waiters -= 1
         started_at = time.time()
         started = time.monotonic()
         try:
-            outcome = self.runner.run(f.job, handle)
-            outcome = dataclasses.replace(outcome, duration=time.monotonic() - started)
+            o = self.runner.run(f.job, handle)
+            outcome = Outcome(
+                o.status, o.exit_code, o.stdout, o.stderr, o.reason, time.monotonic() - started
+            )
         except Exception as ex:
             log.exception("[%s/%s] job %s crashed", target.repo, table.env, e.id)
             outcome = Outcome("error", None, "", "", f"{type(ex).__name__}: {ex}")
@@ -688,6 +715,29 @@ class Scheduler:
         attempt: int,
         outcome: Outcome,
     ) -> None:
+        if outcome.status == "succeeded" and not state.failures:
+            # The common case takes no lock: the pop is atomic, and the waiter count is
+            # raised before a waiter looks at `running` (so it cannot miss this pop).
+            state.running.pop(run_id, None)
+            if self._replace_waiters:
+                with self._finished:
+                    self._finished.notify_all()
+        else:
+            self._after_failure(table, state, run_id, scheduled, trigger, attempt, outcome)
+        self._report(table, state, run_id, trigger, outcome)
+
+    def _after_failure(
+        self,
+        table: Table,
+        state: EntryState,
+        run_id: int,
+        scheduled: datetime,
+        trigger: str,
+        attempt: int,
+        outcome: Outcome,
+    ) -> None:
+        """Bookkeeping of a run that did not succeed, or the first success after
+        failures: recovery, pause after N failures, retries with backoff."""
         target, e = table.target, state.entry
         with self._cond:
             state.running.pop(run_id, None)
@@ -722,6 +772,11 @@ class Scheduler:
                         state.retry = (when, attempt + 1, scheduled)
                         self._push(table.key, state, retry=True)
                         self._cond.notify_all()
+
+    def _report(
+        self, table: Table, state: EntryState, run_id: int, trigger: str, outcome: Outcome
+    ) -> None:
+        target, e = table.target, state.entry
         level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
         if log.isEnabledFor(level):
             log.log(

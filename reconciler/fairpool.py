@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class FairPool:
             self._queues.setdefault(key, deque()).append(fn)
             self._cond.notify()
 
-    def submit_grouped(self, tasks: Mapping[str, Iterable[Callable[[], None]]]) -> int:
+    def submit_grouped(self, tasks: Mapping[str, Sequence[Callable[[], None]]]) -> int:
         """Hand over a whole firing step, already grouped by key, under one lock."""
         n = 0
         with self._cond:
@@ -44,12 +44,13 @@ class FairPool:
                 raise RuntimeError("pool is shut down")
             queues = self._queues
             for key, fns in tasks.items():
+                if not fns:
+                    continue  # a queue in `_queues` is never empty
                 q = queues.get(key)
                 if q is None:
                     q = queues[key] = deque()
-                before = len(q)
                 q.extend(fns)
-                n += len(q) - before
+                n += len(fns)
             self._cond.notify(n)
         return n
 

@@ -102,7 +102,8 @@ def _pr_number(ref: str) -> int | None:
 
 def schedule_summary(service: Service, env: str) -> dict[str, Any]:
     states = service.scheduler.entries(env)
-    upcoming = [t for s in states if not s.paused and (t := s.upcoming()) is not None]
+    now = service.scheduler.clock.now()
+    upcoming = [t for s in states if not s.paused and (t := s.upcoming(now)) is not None]
     return {
         "entries": len(states),
         "paused": sum(1 for s in states if s.paused),

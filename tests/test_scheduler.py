@@ -312,7 +312,7 @@ def test_the_timer_claims_a_firing_ahead_and_starts_it_only_at_its_instant(
     assert run.started_at == datetime(2026, 1, 1, 10, 1, tzinfo=UTC).timestamp()  # planned
     assert runner.jobs == []
     assert s.next_wakeup() == datetime(2026, 1, 1, 10, 1, tzinfo=UTC)  # still exact
-    assert s.entries("e")[0].upcoming() == datetime(2026, 1, 1, 10, 1, tzinfo=UTC)
+    assert s.entries("e")[0].upcoming(clock.now()) == datetime(2026, 1, 1, 10, 1, tzinfo=UTC)
     clock.set("2026-01-01T10:01:00")
     s._step()
     s.wait_idle()
@@ -461,3 +461,88 @@ def test_finishes_are_written_in_batches_and_flush_waits_for_them(store: Store) 
     assert {(r.status, r.stdout, r.started_at, r.finished_at) for r in runs} == {
         ("succeeded", "out", 5.0, 6.0)
     }
+
+
+def test_a_crash_after_claiming_ahead_gives_the_claim_back_and_catches_up_once(
+    store: Store,
+) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, _ = make(store, clock, owner="a")
+    tab = "*/10 * * * * job\n"
+    s.replace("e", target(), parse_crontab(tab))
+    fire(s, clock, "2026-01-01T10:10:00")
+    clock.set("2026-01-01T10:19:59.500")
+    s._step()  # claimed for 10:20 ... and then the process dies (no stop())
+    assert len(store.runs.list(env="e", status="claimed")) == 1
+    clock.set("2026-01-01T10:21:00")
+    s2, runner2 = make(store, clock, owner="a")
+    s2.start()
+    try:
+        assert store.runs.list(env="e", status="claimed") == []  # given back, not a run
+        s2.replace("e", target(starting_deadline=300), parse_crontab(tab))
+        s2.wait_idle()
+        assert [j.command for j in runner2.jobs] == ["job"]
+        (catch,) = [r for r in store.runs.list(env="e") if r.trigger == "catch-up"]
+        assert catch.scheduled_for == datetime(2026, 1, 1, 10, 20, tzinfo=UTC).timestamp()
+    finally:
+        s2.stop()
+
+
+def test_a_failing_batch_of_writes_is_retried_one_by_one(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.runlog import Claim, RunLog
+
+    ids = store.runs.claim_many(
+        [Claim("r", "e", f"x{i}", 1, "* * * * *", "c", "schedule", 1.0, 1, 1.0) for i in range(3)],
+        "a",
+    )
+    real = RunLog._write
+    calls: list[int] = []
+
+    def flaky(self: RunLog, conn: object, batch: list) -> None:  # type: ignore[type-arg]
+        calls.append(len(batch))
+        if len(batch) > 1 or batch[0][1].get("rid") == ids[1]:
+            raise RuntimeError("database is locked")
+        real(self, conn, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RunLog, "_write", flaky)
+    monkeypatch.setattr("reconciler.runlog.time.sleep", lambda _s: None)
+    for rid in ids:
+        assert rid is not None
+        store.runs.finish_later(rid, "succeeded", 0, "", "", None, 2.0, 3.0)
+    assert store.runs.flush(10)
+    by_id = {r.id: r.status for r in store.runs.list(env="e", status=None)}
+    by_claimed = {r.id: r.status for r in store.runs.list(env="e", status="claimed")}
+    assert by_id == {ids[0]: "succeeded", ids[2]: "succeeded"}  # the bad one alone is lost
+    assert by_claimed == {ids[1]: "claimed"}
+
+
+def test_the_timer_thread_claims_ahead_and_fires_on_the_instant_in_real_time(
+    store: Store,
+) -> None:
+    """The real loop (no injected steps): a clock a little before a minute boundary."""
+    import time as _time
+
+    boundary = datetime(2026, 1, 1, 10, 1, tzinfo=UTC).timestamp()
+    offset = boundary - (_time.time() + 1.5)  # the boundary comes in 1.5 s
+
+    class Near:
+        def now(self) -> datetime:
+            return datetime.fromtimestamp(_time.time() + offset, UTC)
+
+    runner = Runner()
+    s = Scheduler(store.runs, runner, clock=Near(), owner="a", lead=1.0)
+    s.replace("e", target(), parse_crontab("* * * * * tick\n* * * * * tock\n"))
+    s.start()
+    try:
+        assert runner.started.acquire(timeout=10) and runner.started.acquire(timeout=10)
+        s.wait_idle()
+        runs = store.runs.list(env="e")
+        assert sorted(r.command for r in runs) == ["tick", "tock"]
+        assert {r.status for r in runs} == {"succeeded"}
+        assert {r.scheduled_for for r in runs} == {boundary}
+        assert all(r.started_at is not None and r.started_at + offset >= boundary for r in runs)
+        assert len(s.lateness) == 2 and all(0 <= x < 5 for x in s.lateness)
+    finally:
+        s.stop()

@@ -88,11 +88,29 @@ class Outcome:
     duration: float = 0.0  # seconds the job ran
 
 
+class Flag:
+    """A set-once flag (`is_set` / `set`, like `threading.Event` without `wait`): one small
+    object per armed firing instead of an Event's condition, lock and deque."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+
 class Handle:
     """A running job: `cancel()` stops it (status `cancelled`)."""
 
+    __slots__ = ("cancelled", "kill")
+
     def __init__(self) -> None:
-        self.cancelled = threading.Event()
+        self.cancelled = Flag()
         self.kill: Callable[[], None] | None = None
 
     def cancel(self) -> None:

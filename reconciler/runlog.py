@@ -137,7 +137,9 @@ class RunLog:
             .on_conflict_do_nothing()
             .returning(runs.c.id, runs.c.env, runs.c.entry_id, runs.c.scheduled_for, runs.c.attempt)
         )
-        self._writes: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._writes: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # the DB-API placeholder for the writer's driver-level statements
+        self._ph = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
 
@@ -229,28 +231,17 @@ class RunLog:
         started_at: float | None,
         finished_at: float,
     ) -> None:
-        self._enqueue(
-            "finish",
-            {
-                "rid": run_id,
-                "st": status,
-                "code": exit_code,
-                "out": stdout,
-                "err": stderr,
-                "why": reason,
-                "t0": started_at,
-                "t1": finished_at,
-            },
-        )
+        row = (status, exit_code, stdout, stderr, reason, started_at, finished_at, run_id)
+        self._enqueue("finish", row)
 
     def started_later(self, run_ids: Sequence[int], at: float) -> None:
         """Claimed runs were handed over at `at`: they become `running` (one queued
         write for the whole firing step). A run that already finished keeps its status."""
         if run_ids:
-            self._enqueue("start", {"ids": run_ids, "at": at})
+            self._enqueue("start", (at, run_ids))
 
     def trim_later(self, env: str, entry_id: str, keep: int) -> None:
-        self._enqueue("trim", {"env": env, "entry_id": entry_id, "keep": keep})
+        self._enqueue("trim", (env, entry_id, keep))
 
     def skip(self, run_ids: Sequence[tuple[int, str]]) -> None:
         """Claimed runs that did not start (the previous one is still running)."""
@@ -284,10 +275,10 @@ class RunLog:
         if self._writer is None:
             return True
         done = threading.Event()
-        self._writes.put(("flush", {"event": done}))
+        self._writes.put(("flush", done))
         return done.wait(timeout)
 
-    def _enqueue(self, kind: str, args: dict[str, Any]) -> None:
+    def _enqueue(self, kind: str, args: Any) -> None:
         if self._writer is None:
             with self._writer_lock:
                 if self._writer is None:
@@ -308,9 +299,9 @@ class RunLog:
             self._commit([item for item in batch if item[0] != "flush"])
             for kind, args in batch:
                 if kind == "flush":
-                    args["event"].set()
+                    args.set()
 
-    def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+    def _commit(self, batch: list[tuple[str, Any]]) -> None:
         """One transaction for the batch; if it keeps failing (a locked or broken
         database), each write alone, so that one bad write does not sink the others."""
         for attempt in range(3):
@@ -326,37 +317,30 @@ class RunLog:
                 with self.engine.begin() as conn:
                     self._write(conn, [item])
             except Exception:
-                log.exception("run log: write %s %s lost", item[0], item[1].get("rid", ""))
+                log.exception("run log: write %s %r lost", item[0], item[1])
 
-    def _write(self, conn: Connection, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        starts = [{"rid": rid, "t0": a["at"]} for k, a in batch if k == "start" for rid in a["ids"]]
+    def _write(self, conn: Connection, batch: list[tuple[str, Any]]) -> None:
+        """Plain driver-level `executemany` (the DB-API loops in C): the writer shares
+        the GIL with the job workers, so it must be cheap per row."""
+        p = self._ph
+        starts = [
+            (at, rid) for k, (at, ids) in ((k, a) for k, a in batch if k == "start") for rid in ids
+        ]
         if starts:
-            conn.execute(
-                runs.update()
-                .where((runs.c.id == sa.bindparam("rid")) & (runs.c.status == CLAIMED))
-                .values(status="running", started_at=sa.bindparam("t0")),
+            conn.exec_driver_sql(
+                f"UPDATE runs SET status = 'running', started_at = {p} "
+                f"WHERE id = {p} AND status = '{CLAIMED}'",
                 starts,
             )
         finishes = [a for k, a in batch if k == "finish"]
         if finishes:
-            conn.execute(
-                runs.update()
-                .where(
-                    (runs.c.id == sa.bindparam("rid"))
-                    & ((runs.c.status == "running") | (runs.c.status == CLAIMED))
-                )
-                .values(
-                    status=sa.bindparam("st"),
-                    exit_code=sa.bindparam("code"),
-                    stdout=sa.bindparam("out"),
-                    stderr=sa.bindparam("err"),
-                    reason=sa.bindparam("why"),
-                    started_at=sa.func.coalesce(sa.bindparam("t0"), runs.c.started_at),
-                    finished_at=sa.bindparam("t1"),
-                ),
+            conn.exec_driver_sql(
+                f"UPDATE runs SET status = {p}, exit_code = {p}, stdout = {p}, stderr = {p}, "
+                f"reason = {p}, started_at = COALESCE({p}, started_at), finished_at = {p} "
+                f"WHERE id = {p} AND status IN ('running', '{CLAIMED}')",
                 finishes,
             )
-        trims = {(a["env"], a["entry_id"]): a["keep"] for k, a in batch if k == "trim"}
+        trims = {(a[0], a[1]): a[2] for k, a in batch if k == "trim"}
         for (env, entry_id), keep in trims.items():
             self._trim(conn, env, entry_id, keep)
 

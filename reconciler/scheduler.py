@@ -120,6 +120,7 @@ class Firing:
     entry_id: str = ""
     once: bool = False
     version: int = 0  # the table's version when claimed
+    transferred: bool = False  # its claim was handed on to the same entry's new state
 
     def __post_init__(self) -> None:
         self.entry_id = self.state.entry.id
@@ -219,6 +220,7 @@ class Scheduler:
         self._expiry: list[tuple[float, int, str, str, str, EntryState]] = []
         # Claimed firings waiting for their instant, by instant, then by (table, version).
         self._ready: dict[float, dict[tuple[int, int], Pending]] = {}
+        self._claims_at: dict[float, dict[tuple[str, str, datetime, int], Firing]] = {}
         self._instants: list[float] = []  # heap of the instants in `_ready`
         self._seq = itertools.count()
         lock = threading.RLock()
@@ -436,7 +438,7 @@ class Scheduler:
             ids = self.runlog.claim_many([f.claim() for f in taken], self.owner)
         except Exception:
             log.exception("scheduler: could not claim %d firing(s); they do not run", len(taken))
-            for f in taken:
+            for f in taken[:20]:  # the first few, each with its identity
                 log.error(
                     "[%s/%s] .hoody/crontab:%s %s: firing of %s not claimed, not run",
                     f.table.target.repo,
@@ -454,8 +456,19 @@ class Scheduler:
         claimed = 0
         with self._cond:
             for f, rid in zip(taken, ids, strict=True):
+                mine = self._claims_at.get(f.ts)
+                ckey = (f.key, f.entry_id, f.scheduled, f.attempt)
                 if rid is None:
-                    continue  # another scheduler instance owns this firing
+                    # Held already: by another scheduler instance (it runs the firing), or
+                    # by our own claim made for an entry state that was swapped out and
+                    # back in before the instant; that claim carries over to this state.
+                    old = mine.get(ckey) if mine else None
+                    if old is None or old.transferred:
+                        continue
+                    old.transferred, rid = True, old.run_id
+                if mine is None:
+                    mine = self._claims_at[f.ts] = {}
+                mine[ckey] = f
                 self._arm(f, rid)
                 f.state.claimed_for = f.ts
                 groups = self._ready.get(f.ts)
@@ -500,7 +513,9 @@ class Scheduler:
         due: list[Pending] = []
         with self._cond:
             while self._instants and self._instants[0] <= now:
-                due.extend(self._ready.pop(heapq.heappop(self._instants)).values())
+                instant = heapq.heappop(self._instants)
+                due.extend(self._ready.pop(instant).values())
+                self._claims_at.pop(instant, None)
         return self._hand_off(due) if due else 0
 
     def _hand_off(self, due: list[Pending]) -> int:
@@ -518,7 +533,7 @@ class Scheduler:
                 firings = group.firings
                 table = tables.get(group.key)
                 if table is None:
-                    given_back.extend(f.run_id for f in firings)
+                    given_back.extend(f.run_id for f in firings if not f.transferred)
                     continue
                 calls = tasks.get(table.env)
                 if calls is None:
@@ -539,6 +554,8 @@ class Scheduler:
                         go.extend(firings[:i])
                         calls.extend(group.calls[:i])
                 for f in firings[i:] if i else firings:
+                    if f.transferred:
+                        continue  # its claim went on to the entry's new state
                     state = f.state
                     if table.entries.get(f.entry_id) is not state or (
                         state.paused and f.trigger != "manual"
@@ -622,10 +639,15 @@ class Scheduler:
             self._thread.join(5)
         with self._cond:
             unreleased = [
-                f.run_id for g in self._ready.values() for p in g.values() for f in p.firings
+                f.run_id
+                for g in self._ready.values()
+                for p in g.values()
+                for f in p.firings
+                if not f.transferred
             ]
             self._ready.clear()
             self._instants.clear()
+            self._claims_at.clear()
         try:
             self.runlog.unclaim(unreleased)  # their time has not come: as if never claimed
         except Exception:

@@ -502,7 +502,7 @@ def test_a_failing_batch_of_writes_is_retried_one_by_one(
 
     def flaky(self: RunLog, conn: object, batch: list) -> None:  # type: ignore[type-arg]
         calls.append(len(batch))
-        if len(batch) > 1 or batch[0][1].get("rid") == ids[1]:
+        if len(batch) > 1 or batch[0][1][-1] == ids[1]:  # a finish's last field: its run id
             raise RuntimeError("database is locked")
         real(self, conn, batch)  # type: ignore[arg-type]
 
@@ -546,3 +546,39 @@ def test_the_timer_thread_claims_ahead_and_fires_on_the_instant_in_real_time(
         assert len(s.lateness) == 2 and all(0 <= x < 5 for x in s.lateness)
     finally:
         s.stop()
+
+
+def test_an_entry_swapped_out_and_back_in_before_its_instant_fires_once(store: Store) -> None:
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    a = parse_crontab("* * * * * stay\n* * * * * flip\n")
+    b = parse_crontab("* * * * * stay\n")
+    s.replace("e", target(), a)
+    clock.set("2026-01-01T10:00:59.100")
+    s._step()  # both claimed for 10:01
+    clock.set("2026-01-01T10:00:59.400")
+    s.replace("e", target(), b)  # `flip` goes ...
+    clock.set("2026-01-01T10:00:59.700")
+    s.replace("e", target(), a)  # ... and comes back as a new state, due at 10:01 again
+    s._step()  # its claim collides with our own earlier one: that claim carries over
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    s.wait_idle()
+    assert sorted(j.command for j in runner.jobs) == ["flip", "stay"]
+    assert sorted((r.command, r.status) for r in store.runs.list(env="e")) == [
+        ("flip", "succeeded"),
+        ("stay", "succeeded"),
+    ]
+    s.remove("e")
+    s.replace("e", target(), a)  # the environment goes and comes back inside the lead
+    clock.set("2026-01-01T10:01:59.500")
+    s._step()
+    s.remove("e")
+    s.replace("e", target(), a)
+    clock.set("2026-01-01T10:01:59.800")
+    s._step()
+    clock.set("2026-01-01T10:02:00")
+    s._step()
+    s.wait_idle()
+    assert len(runner.jobs) == 4
+    assert len(store.runs.list(env="e")) == 4

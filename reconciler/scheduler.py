@@ -177,9 +177,10 @@ def jitter_offset(entry_id: str, window: float) -> float:
 
 @contextlib.contextmanager
 def _no_gc_pause() -> Iterator[None]:
-    """No cyclic-GC pass inside the hand-over of an instant: a full collection walks every
-    object of the process (tens of ms with 10,000 armed firings) and would land on the
-    critical path. Collection resumes right after (and stays off if it was off)."""
+    """No cyclic-GC pass inside the hand-over of an instant or a swap: a full collection
+    walks every object of the process (tens of ms with 10,000 armed firings) and would
+    land on the critical path. Collection resumes right after (and stays off if it was
+    off)."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -252,7 +253,7 @@ class Scheduler:
         user = user or target.settings.user
         key = schedule_key(env, user, source == "managed")
         now = self.clock.now()
-        with self._cond:
+        with self._cond, _no_gc_pause():  # the swap is one short step: no GC pass inside
             old = self.tables.get(key)
             first_time = old is None and source == "git"
             entries: dict[str, EntryState] = {}
@@ -533,7 +534,10 @@ class Scheduler:
                 firings = group.firings
                 table = tables.get(group.key)
                 if table is None:
-                    given_back.extend(f.run_id for f in firings if not f.transferred)
+                    for f in firings:
+                        if not f.transferred:
+                            given_back.append(f.run_id)
+                            f.call = None
                     continue
                 calls = tasks.get(table.env)
                 if calls is None:
@@ -561,6 +565,7 @@ class Scheduler:
                         state.paused and f.trigger != "manual"
                     ):
                         given_back.append(f.run_id)
+                        f.call = None
                         continue
                     if table is not f.table:  # swapped since the claim: maybe a new container
                         f.table = table
@@ -570,6 +575,7 @@ class Scheduler:
                         policy = table.target.settings.concurrency
                         if policy == "forbid":
                             skipped.append((f.run_id, SKIP_REASON))
+                            f.call = None
                             continue
                         if policy == "replace":
                             f.previous = list(running.items())
@@ -787,6 +793,7 @@ class Scheduler:
                 runlog.trim_later(table.env, e.id, target.settings.history)
         except Exception:
             log.exception("[%s/%s] could not record run %d", target.repo, table.env, f.run_id)
+        f.call = None  # it referred back to `f`: without the cycle, `f` is freed at once
         self._after(table, state, f.run_id, f.scheduled, f.trigger, f.attempt, outcome)
 
     def _after(

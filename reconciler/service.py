@@ -79,6 +79,7 @@ class Service:
             workers=sched.workers,
             per_env=sched.per_env,
             shutdown_grace=sched.shutdown_grace,
+            lead=sched.claim_ahead,
         )
         self.schedules = ScheduleSync(self.scheduler, self._scheduler_note, store)
         self.controller.on_applied.append(self.schedules.applied)

@@ -40,6 +40,7 @@ class SchedulerSettings:
     per_env: int = 2  # jobs running at once in one environment
     shutdown_grace: float = 30.0  # seconds running jobs get to finish at shutdown
     kill_grace: float = 5.0  # seconds between TERM and KILL for a job being stopped
+    claim_ahead: float = 1.0  # seconds before an instant that its firings are claimed
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         if not isinstance(url, str) or "://" not in url:
             raise ConfigError(f"notify[{i}]", "expected an Apprise URL such as json://host/path")
     sched = top.sub("scheduler")
-    sched.check_unknown(("workers", "per_env", "shutdown_grace", "kill_grace"))
+    sched.check_unknown(("workers", "per_env", "shutdown_grace", "kill_grace", "claim_ahead"))
     repos_raw = top.get("repos", list, [])
     repos = []
     seen: set[str] = set()
@@ -337,8 +338,16 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
             per_env=max(1, sched.get("per_env", int, 2)),
             shutdown_grace=_duration(sched, "shutdown_grace", 30.0) or 0.0,
             kill_grace=_duration(sched, "kill_grace", 5.0) or 0.0,
+            claim_ahead=_claim_ahead(sched),
         ),
     )
+
+
+def _claim_ahead(sched: _Reader) -> float:
+    value = _duration(sched, "claim_ahead", 1.0) or 0.0
+    if value > 60:
+        raise ConfigError("scheduler.claim_ahead", "at most 60s (a claim is a row of the run log)")
+    return value
 
 
 def _replace_url(repo: RepoSettings, url: str) -> RepoSettings:

@@ -794,44 +794,28 @@ class Scheduler:
         except Exception:
             log.exception("[%s/%s] could not record run %d", target.repo, table.env, f.run_id)
         f.call = None  # it referred back to `f`: without the cycle, `f` is freed at once
-        self._after(table, state, f.run_id, f.scheduled, f.trigger, f.attempt, outcome)
+        self._after(f, outcome)
 
-    def _after(
-        self,
-        table: Table,
-        state: EntryState,
-        run_id: int,
-        scheduled: datetime,
-        trigger: str,
-        attempt: int,
-        outcome: Outcome,
-    ) -> None:
+    def _after(self, f: Firing, outcome: Outcome) -> None:
+        state = f.state
         if outcome.status == "succeeded" and not state.failures:
             # The common case takes no lock: the pop is atomic, and the waiter count is
             # raised before a waiter looks at `running` (so it cannot miss this pop).
-            state.running.pop(run_id, None)
+            state.running.pop(f.run_id, None)
             if self._replace_waiters:
                 with self._finished:
                     self._finished.notify_all()
         else:
-            self._after_failure(table, state, run_id, scheduled, trigger, attempt, outcome)
-        self._report(table, state, run_id, trigger, outcome)
+            self._after_failure(f, outcome)
+        self._report(f, outcome)
 
-    def _after_failure(
-        self,
-        table: Table,
-        state: EntryState,
-        run_id: int,
-        scheduled: datetime,
-        trigger: str,
-        attempt: int,
-        outcome: Outcome,
-    ) -> None:
+    def _after_failure(self, f: Firing, outcome: Outcome) -> None:
         """Bookkeeping of a run that did not succeed, or the first success after
         failures: recovery, pause after N failures, retries with backoff."""
+        table, state, attempt, trigger = f.table, f.state, f.attempt, f.trigger
         target, e = table.target, state.entry
         with self._cond:
-            state.running.pop(run_id, None)
+            state.running.pop(f.run_id, None)
             self._finished.notify_all()
             if outcome.status == "succeeded":
                 if state.failures:
@@ -860,14 +844,13 @@ class Scheduler:
                     when = self.clock.now() + timedelta(seconds=self.backoff * 2 ** (attempt - 1))
                     nxt = state.fire_at()
                     if nxt is None or when < nxt:
-                        state.retry = (when, attempt + 1, scheduled)
+                        state.retry = (when, attempt + 1, f.scheduled)
                         self._push(table.key, state, retry=True)
                         self._cond.notify_all()
 
-    def _report(
-        self, table: Table, state: EntryState, run_id: int, trigger: str, outcome: Outcome
-    ) -> None:
-        target, e = table.target, state.entry
+    def _report(self, f: Firing, outcome: Outcome) -> None:
+        table, run_id, trigger = f.table, f.run_id, f.trigger
+        target, e = table.target, f.state.entry
         level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
         if log.isEnabledFor(level):
             log.log(

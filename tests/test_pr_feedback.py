@@ -148,7 +148,17 @@ def test_pr_comment_is_edited_in_place_and_statuses_follow_the_environment(
         (comment,) = provider.comments.values()
         assert comment["body"].startswith("<!-- hoody-preview -->")
         assert "pr-2-shop" in comment["body"] and head[:12] in comment["body"]
-        statuses = [c for c in provider.writes() if "/statuses/" in c[1]]
+
+        def statuses_now() -> list[tuple[str, str, Any]]:
+            return [c for c in provider.writes() if "/statuses/" in c[1]]
+
+        # The comment and the status are two calls: the status may land just after.
+        wait_for(
+            lambda: statuses_now() and statuses_now()[-1][2]["state"] == "success",
+            20,
+            "a success status",
+        )
+        statuses = statuses_now()
         states = [s[2]["state"] for s in statuses]
         # Updates coalesce per PR, so a quick build may go straight to success.
         assert states[-1] == "success" and set(states) <= {"pending", "running", "success"}

@@ -14,12 +14,9 @@ from reconciler.runtime.docker import DockerRuntime
 from reconciler.settings import PullRequestSettings, RepoSettings, Settings
 
 from .conftest import GitRemote, git, unique
-from .webhook_helpers import FIXTURES, LiveService, fixture, github_post, wait_for
+from .webhook_helpers import LiveService, fixture, github_post, wait_for
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(not FIXTURES.exists(), reason="shared/fixtures not present"),
-]
+pytestmark = [pytest.mark.docker]
 SECRET = "It's a Secret to Everybody"
 WEB = 'mkdir -p /www && echo "$GREETING $TOKEN" > /www/index.html && exec httpd -f -p 8080 -h /www'
 

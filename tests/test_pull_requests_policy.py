@@ -6,17 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from reconciler.desired import PullRequestView, select_pull_requests
 from reconciler.model import Ref
 from reconciler.runtime.memory import MemoryRuntime
 from reconciler.settings import PullRequestSettings, RepoSettings, Settings
 
 from .conftest import GitRemote, git
-from .webhook_helpers import FIXTURES, LiveService, fixture, github_post, gitlab_post
+from .webhook_helpers import LiveService, fixture, github_post, gitlab_post
 
-pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="shared/fixtures not present")
 SPEC = "name: shop\nimage: busybox:1.36\nports: [8080]\n"
 
 

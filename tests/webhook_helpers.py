@@ -24,7 +24,9 @@ from reconciler.service import Service
 from reconciler.settings import Settings
 from reconciler.store import Store
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+# Real provider payloads, copied verbatim from ../shared/fixtures (see tests/fixtures/).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
 
 
 def free_port() -> int:
@@ -43,7 +45,17 @@ class LiveService:
         self.app = create_app(settings, self.service)
         self.port = free_port()
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._closing = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            # close() from another thread pulls the socket out from under waitress's
+            # select loop (EBADF); only then is that expected.
+            if not self._closing:
+                raise
 
     def __enter__(self) -> LiveService:
         self.service.start(watch=False)
@@ -51,6 +63,7 @@ class LiveService:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing = True
         self.server.close()
         self.service.stop()
         self._thread.join(5)

@@ -64,7 +64,7 @@ class Target:
     settings: CronSettings
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class EntryState:
     entry: CronEntry
     next_at: datetime | None  # next scheduled time (exact; jitter is added when firing)
@@ -152,12 +152,15 @@ class Pending:
     version: int
     firings: list[Firing] = field(default_factory=list)
     calls: list[Callable[[], None]] = field(default_factory=list)
+    # what the hand-over touches, side by side: (state, its running jobs, run id, handle)
+    items: list[tuple[EntryState, dict[int, Handle], int, Handle]] = field(default_factory=list)
     once: bool = False  # a one-shot among them (it leaves the table when it starts)
 
     def add(self, f: Firing) -> None:
-        assert f.call is not None
+        assert f.call is not None and f.handle is not None
         self.firings.append(f)
         self.calls.append(f.call)
+        self.items.append((f.state, f.state.running, f.run_id, f.handle))
         self.once = self.once or f.once
 
 
@@ -546,13 +549,10 @@ class Scheduler:
                 if table is group.table and table.version == group.version and not group.once:
                     # The burst's common case: the very table the firings were claimed
                     # against, unchanged, so each starts unless its entry runs or is paused.
-                    n = len(firings)
-                    while i < n:
-                        f = firings[i]
-                        state = f.state
-                        if state.running or state.paused:
+                    for state, running, run_id, handle in group.items:
+                        if running or state.paused:
                             break
-                        state.running[f.run_id] = f.handle  # type: ignore[assignment]
+                        running[run_id] = handle
                         i += 1
                     if i:
                         go.extend(firings[:i])

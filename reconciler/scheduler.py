@@ -256,23 +256,46 @@ class Scheduler:
         user = user or target.settings.user
         key = schedule_key(env, user, source == "managed")
         now = self.clock.now()
+        # The costly part (next times and jitter of new entries) is done before taking
+        # the timer's lock, so that a swap landing on an instant does not hold up its
+        # hand-over; under the lock only the assignment and the heap pushes are left.
+        seen = self.tables.get(key)
+        jitter = target.settings.jitter
+        prepared = []
+        for e in crontab.entries:
+            known = seen.entries.get(e.id) if seen else None
+            prepared.append(
+                (
+                    e,
+                    jitter_offset(e.id, jitter),
+                    known,
+                    next_fire(e, now) if known is None else None,
+                )
+            )
         with self._cond, _no_gc_pause():  # the swap is one short step: no GC pass inside
             old = self.tables.get(key)
             first_time = old is None and source == "git"
             entries: dict[str, EntryState] = {}
-            for e in crontab.entries:
+            push: list[EntryState] = []
+            for e, offset, known, upcoming in prepared:
                 state = old.entries.get(e.id) if old else None
-                offset = jitter_offset(e.id, target.settings.jitter)
                 if state is None:
-                    state = EntryState(e, next_fire(e, now), offset)
+                    state = EntryState(e, upcoming if known is None else next_fire(e, now), offset)
+                    push.append(state)
+                    state.expires_at = (expires or {}).get(e.id)
                 else:
+                    expires_at = (expires or {}).get(e.id)
+                    if state.offset != offset or state.expires_at != expires_at:
+                        push.append(state)  # a new fire time, or a firing held by an expiry
                     state.entry, state.offset = e, offset  # same job; maybe moved lines
-                state.expires_at = (expires or {}).get(e.id)
+                    state.expires_at = expires_at
                 entries[e.id] = state
             table = Table(key, env, user, replace_user(target, user), entries, source, text)
             self.tables[key] = table  # the swap: one assignment
-            for state in entries.values():
+            # A kept state's heap item stays valid (same key, entry and fire time).
+            for state in push:
                 self._push(key, state)
+            for state in entries.values():
                 if state.expires_at is not None:
                     self._push(key, state, kind="expire")
             self._cond.notify_all()

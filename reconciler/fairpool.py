@@ -29,13 +29,6 @@ class FairPool:
         for t in self._threads:
             t.start()
 
-    def submit(self, key: str, fn: Callable[[], None]) -> None:
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("pool is shut down")
-            self._queues.setdefault(key, deque()).append(fn)
-            self._cond.notify()
-
     def submit_grouped(self, tasks: Mapping[str, Sequence[Callable[[], None]]]) -> int:
         """Hand over a whole firing step, already grouped by key, under one lock."""
         n = 0
@@ -118,10 +111,6 @@ class FairPool:
                 return True
             finally:
                 self._idle_waiters -= 1
-
-    def pending(self) -> int:
-        with self._cond:
-            return sum(len(q) for q in self._queues.values()) + self._active
 
     def drop_queued(self, key: str | None = None) -> list[Callable[[], None]]:
         with self._cond:

@@ -7,12 +7,12 @@ database run it once. The scheduler claims the firings of one instant together, 
 a row is `claimed` (not a run yet, so listings leave it out) until the hand-over at the
 instant marks it `running`, or it is given back (deleted) if its entry went away first.
 
-What happens after a run starts (its finish, a late `skipped`, the history trim, a claim
-that is given back) goes through one writer thread that batches whatever is queued into
-one transaction (`finish_later` ... `flush`): a burst of 10,000 finishes is a handful of
-transactions, not 10,000. A crash can lose the last few milliseconds of finishes; those
-runs are then recorded `interrupted` at the next start, which is the truth as far as the
-log can know it.
+What follows the hand-over (the `running` mark, the finish, the history trim) goes through
+one writer thread that batches whatever is queued into one transaction (`started_later`,
+`finish_later`, `trim_later`, `flush`): a burst of 10,000 finishes is a handful of
+transactions, not 10,000. The rare `skip` and `unclaim` are written at once. A crash can
+lose the last few milliseconds of finishes; those runs are then recorded `interrupted` at
+the next start, which is the truth as far as the log can know it.
 """
 
 from __future__ import annotations
@@ -117,6 +117,20 @@ class Claim:
     attempt: int
     planned_start: float  # started_at until the finish records the real start
 
+    def row(self) -> dict[str, Any]:
+        """The run row's own columns (status, owner and times are the caller's)."""
+        return {
+            "repo": self.repo,
+            "env": self.env,
+            "entry_id": self.entry_id,
+            "line": self.line,
+            "schedule": self.schedule,
+            "command": self.command,
+            "trigger": self.trigger,
+            "scheduled_for": self.scheduled_for,
+            "attempt": self.attempt,
+        }
+
 
 def _dialect_insert(engine: Engine) -> Any:
     if engine.dialect.name == "postgresql":
@@ -188,26 +202,13 @@ class RunLog:
             return None
 
     def claim_many(self, claims: Sequence[Claim], owner: str | None) -> list[int | None]:
-        """Claim many firings at once: one `INSERT ... ON CONFLICT DO NOTHING RETURNING`
-        per chunk, all in one transaction. The result is aligned with `claims`: the run id,
-        or None where another scheduler instance already holds that firing."""
+        """Claim many firings at once, as `claimed` rows: `INSERT ... ON CONFLICT DO
+        NOTHING RETURNING`, all in one transaction. The result is aligned with `claims`:
+        the run id, or None where another scheduler instance already holds that firing."""
         if not claims:
             return []
         rows = [
-            {
-                "repo": c.repo,
-                "env": c.env,
-                "entry_id": c.entry_id,
-                "line": c.line,
-                "schedule": c.schedule,
-                "command": c.command,
-                "trigger": c.trigger,
-                "scheduled_for": c.scheduled_for,
-                "attempt": c.attempt,
-                "status": CLAIMED,
-                "owner": owner,
-                "started_at": c.planned_start,
-            }
+            {**c.row(), "status": CLAIMED, "owner": owner, "started_at": c.planned_start}
             for c in claims
         ]
         got: dict[tuple[str, str, float, int], int] = {}
@@ -323,9 +324,7 @@ class RunLog:
         """Plain driver-level `executemany` (the DB-API loops in C): the writer shares
         the GIL with the job workers, so it must be cheap per row."""
         p = self._ph
-        starts = [
-            (at, rid) for k, (at, ids) in ((k, a) for k, a in batch if k == "start") for rid in ids
-        ]
+        starts = [(a[0], rid) for k, a in batch if k == "start" for rid in a[1]]
         if starts:
             conn.exec_driver_sql(
                 f"UPDATE runs SET status = 'running', started_at = {p} "
@@ -343,29 +342,6 @@ class RunLog:
         trims = {(a[0], a[1]): a[2] for k, a in batch if k == "trim"}
         for (env, entry_id), keep in trims.items():
             self._trim(conn, env, entry_id, keep)
-
-    def finish(
-        self,
-        run_id: int,
-        status: str,
-        exit_code: int | None = None,
-        stdout: str | None = None,
-        stderr: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                runs.update()
-                .where((runs.c.id == run_id) & (runs.c.status == "running"))
-                .values(
-                    status=status,
-                    exit_code=exit_code,
-                    stdout=stdout,
-                    stderr=stderr,
-                    reason=reason,
-                    finished_at=time.time(),
-                )
-            )
 
     def get(self, run_id: int) -> RunRecord | None:
         with self.engine.connect() as conn:
@@ -418,13 +394,9 @@ class RunLog:
                 ).rowcount
             )
 
-    def trim(self, env: str, entry_id: str, keep: int) -> None:
-        """Keep the last `keep` runs of an entry."""
-        with self.engine.begin() as conn:
-            self._trim(conn, env, entry_id, keep)
-
     @staticmethod
     def _trim(conn: Connection, env: str, entry_id: str, keep: int) -> None:
+        """Keep the last `keep` runs of an entry."""
         cutoff = conn.execute(
             sa.select(runs.c.id)
             .where((runs.c.env == env) & (runs.c.entry_id == entry_id))

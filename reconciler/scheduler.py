@@ -116,7 +116,6 @@ class Firing:
     job: Job | None = None
     call: Callable[[], None] | None = None
     previous: list[tuple[int, Handle]] = field(default_factory=list)
-    claimed_ahead: bool = True  # a `claimed` row (else claimed `running`, at the instant)
     entry_id: str = ""
     once: bool = False
     version: int = 0  # the table's version when claimed
@@ -127,20 +126,33 @@ class Firing:
         self.once = self.state.entry.kind == "once"
         self.version = self.table.version
 
+    @property
+    def claimed_ahead(self) -> bool:
+        """Scheduled firings and retries are claimed ahead (a `claimed` row until the
+        hand-over); manual, reboot and catch-up runs are claimed `running` at once."""
+        return self.trigger in ("schedule", "retry")
+
     def claim(self) -> Claim:
-        e = self.state.entry
-        return Claim(
-            repo=self.table.target.repo,
-            env=self.table.env,
-            entry_id=e.id,
-            line=e.line,
-            schedule=e.schedule,
-            command=e.command,
-            trigger=self.trigger,
-            scheduled_for=_ts(self.scheduled),
-            attempt=self.attempt,
-            planned_start=self.ts,
-        )
+        return claim_of(self.table, self.state, self.scheduled, self.trigger, self.attempt, self.ts)
+
+
+def claim_of(
+    table: Table, state: EntryState, scheduled: datetime, trigger: str, attempt: int, at: float
+) -> Claim:
+    """The run row of one firing of `state` (`at`: when it is planned to start)."""
+    e = state.entry
+    return Claim(
+        repo=table.target.repo,
+        env=table.env,
+        entry_id=e.id,
+        line=e.line,
+        schedule=e.schedule,
+        command=e.command,
+        trigger=trigger,
+        scheduled_for=_ts(scheduled),
+        attempt=attempt,
+        planned_start=at,
+    )
 
 
 @dataclass(eq=False, slots=True)
@@ -279,16 +291,15 @@ class Scheduler:
             push: list[EntryState] = []
             for e, offset, known, upcoming in prepared:
                 state = old.entries.get(e.id) if old else None
+                expires_at = (expires or {}).get(e.id)
                 if state is None:
                     state = EntryState(e, upcoming if known is None else next_fire(e, now), offset)
                     push.append(state)
-                    state.expires_at = (expires or {}).get(e.id)
                 else:
-                    expires_at = (expires or {}).get(e.id)
                     if state.offset != offset or state.expires_at != expires_at:
                         push.append(state)  # a new fire time, or a firing held by an expiry
                     state.entry, state.offset = e, offset  # same job; maybe moved lines
-                    state.expires_at = expires_at
+                state.expires_at = expires_at
                 entries[e.id] = state
             table = Table(key, env, user, replace_user(target, user), entries, source, text)
             self.tables[key] = table  # the swap: one assignment
@@ -610,7 +621,7 @@ class Scheduler:
             if tasks:
                 self._pool.submit_grouped(tasks)
             t = _ts(self.clock.now())  # handed over: every firing is queued, workers woken
-        late = [t - f.ts for f in go if f.trigger in ("schedule", "retry")]
+        late = [t - f.ts for f in go if f.claimed_ahead]
         self.lateness.extend(late)
         for f in go:
             for _rid, handle in f.previous:
@@ -729,17 +740,9 @@ class Scheduler:
         status: str = "running",
         reason: str | None = None,
     ) -> int | None:
-        e = state.entry
+        c = claim_of(table, state, scheduled, trigger, attempt, _ts(scheduled))
         return self.runlog.claim(
-            repo=table.target.repo,
-            env=table.env,
-            entry_id=e.id,
-            line=e.line,
-            schedule=e.schedule,
-            command=e.command,
-            trigger=trigger,
-            scheduled_for=_ts(scheduled),
-            attempt=attempt,
+            **c.row(),
             status=status,
             owner=self.owner,
             reason=reason,
@@ -758,7 +761,6 @@ class Scheduler:
         if run_id is None:
             return None  # another scheduler instance owns this firing
         f = Firing(_ts(scheduled), table.key, table, state, scheduled, trigger, attempt)
-        f.claimed_ahead = False
         self._arm(f, run_id)
         pending = Pending(f.key, f.table, f.version)
         pending.add(f)

@@ -123,7 +123,11 @@ def test_serve_runs_the_example_and_a_local_commit_deploys_without_webhook(
         git(repo, "commit", "-qam", "new greeting")
         sha = git(repo, "rev-parse", "HEAD")
         updated = wait_for(
-            lambda: (e := envs(config)).get(main, {}).get("commit") == sha and e,
+            lambda: (
+                (e := envs(config)).get(main, {}).get("commit") == sha
+                and e[main].get("status") == "healthy"  # not only started: serving
+                and e
+            ),
             60,
             "the watch to deploy the local commit",
         )

@@ -120,6 +120,7 @@ class Firing:
     once: bool = False
     version: int = 0  # the table's version when claimed
     transferred: bool = False  # its claim was handed on to the same entry's new state
+    done: bool = False  # its run ended (set before it leaves `state.running`)
 
     def __post_init__(self) -> None:
         self.entry_id = self.state.entry.id
@@ -162,17 +163,19 @@ class Pending:
     key: str
     table: Table
     version: int
+    starts: int = 0  # the table key's count of starts and pauses when the group was made
+    clean: bool = False  # every entry was idle (not running, not paused) when claimed
     firings: list[Firing] = field(default_factory=list)
     calls: list[Callable[[], None]] = field(default_factory=list)
-    # what the hand-over touches, side by side: (state, its running jobs, run id, handle)
-    items: list[tuple[EntryState, dict[int, Handle], int, Handle]] = field(default_factory=list)
+    # what registering them as running touches: (state's running jobs, run id, handle, firing)
+    items: list[tuple[dict[int, Handle], int, Handle, Firing]] = field(default_factory=list)
     once: bool = False  # a one-shot among them (it leaves the table when it starts)
 
     def add(self, f: Firing) -> None:
         assert f.call is not None and f.handle is not None
         self.firings.append(f)
         self.calls.append(f.call)
-        self.items.append((f.state, f.state.running, f.run_id, f.handle))
+        self.items.append((f.state.running, f.run_id, f.handle, f))
         self.once = self.once or f.once
 
 
@@ -238,6 +241,10 @@ class Scheduler:
         self._ready: dict[float, dict[tuple[int, int], Pending]] = {}
         self._claims_at: dict[float, dict[tuple[str, str, datetime, int], Firing]] = {}
         self._instants: list[float] = []  # heap of the instants in `_ready`
+        # Per table key, how many times one of its entries started a run or was paused.
+        # A group of claimed firings made when its entries were idle, whose count has
+        # not moved by the instant, still has only idle entries: it starts as a whole.
+        self._starts: dict[str, int] = {}
         self._seq = itertools.count()
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # the timer waits on it
@@ -344,6 +351,19 @@ class Scheduler:
             if entry_id in t.entries:
                 return t, t.entries[entry_id]
         return None
+
+    def pause(self, env: str, entry_id: str) -> bool:
+        """Stop firing an entry until `resume` (what N consecutive failures do)."""
+        with self._cond:
+            found = self.find(env, entry_id)
+            if found is None or found[1].paused:
+                return False
+            self._pause(found[0].key, found[1])
+            return True
+
+    def _pause(self, key: str, state: EntryState) -> None:
+        state.paused = True
+        self._starts[key] = self._starts.get(key, 0) + 1  # see `_prepare`
 
     def resume(self, env: str, entry_id: str) -> bool:
         with self._cond:
@@ -493,6 +513,7 @@ class Scheduler:
             return 0
         claimed = 0
         with self._cond:
+            starts = self._starts
             for f, rid in zip(taken, ids, strict=True):
                 mine = self._claims_at.get(f.ts)
                 ckey = (f.key, f.entry_id, f.scheduled, f.attempt)
@@ -504,19 +525,25 @@ class Scheduler:
                     if old is None or old.transferred:
                         continue
                     old.transferred, rid = True, old.run_id
+                    starts[f.key] = starts.get(f.key, 0) + 1  # the old group checks each
                 if mine is None:
                     mine = self._claims_at[f.ts] = {}
                 mine[ckey] = f
                 self._arm(f, rid)
-                f.state.claimed_for = f.ts
+                state = f.state
+                twice = state.claimed_for == f.ts  # a second firing of it at this instant
+                state.claimed_for = f.ts
                 groups = self._ready.get(f.ts)
                 if groups is None:
                     groups = self._ready[f.ts] = {}
                     heapq.heappush(self._instants, f.ts)
                 gkey = (id(f.table), f.version)
                 group = groups.get(gkey)
+                n = starts.get(f.key, 0)
                 if group is None:
-                    group = groups[gkey] = Pending(f.key, f.table, f.version)
+                    group = groups[gkey] = Pending(f.key, f.table, f.version, n, True)
+                if group.clean and (state.running or state.paused or twice or group.starts != n):
+                    group.clean = False  # checked firing by firing at the instant
                 group.add(f)
                 claimed += 1
             self._cond.notify_all()
@@ -549,27 +576,33 @@ class Scheduler:
     def _release(self, now: float) -> int:
         """Hand over every claimed firing whose instant has come."""
         due: list[Pending] = []
+        done: list[object] = []  # freed after the hand-over, not before it
         with self._cond:
             while self._instants and self._instants[0] <= now:
                 instant = heapq.heappop(self._instants)
                 due.extend(self._ready.pop(instant).values())
-                self._claims_at.pop(instant, None)
-        return self._hand_off(due) if due else 0
+                done.append(self._claims_at.pop(instant, None))
+        n = self._hand_off(due) if due else 0
+        del done
+        return n
 
     def _hand_off(self, due: list[Pending]) -> int:
         """Start claimed firings, given in groups of one table each: check them against
         the current table and the overlap policy, give the whole step to the pool in one
         call, then record lateness and write what did not start (skipped, or given back
         because its entry went away)."""
-        go: list[Firing] = []
+        go: list[Firing] = []  # checked one by one
+        whole: list[Pending] = []  # groups that start as a whole
         tasks: dict[str, list[Callable[[], None]]] = {}  # per environment, for the pool
         skipped: list[tuple[int, str]] = []
         given_back: list[int] = []
+        starts = self._starts
         with self._cond, _no_gc_pause():
             tables = self.tables
             for group in due:
                 firings = group.firings
-                table = tables.get(group.key)
+                key = group.key
+                table = tables.get(key)
                 if table is None:
                     for f in firings:
                         if not f.transferred:
@@ -579,19 +612,23 @@ class Scheduler:
                 calls = tasks.get(table.env)
                 if calls is None:
                     calls = tasks[table.env] = []
-                i = 0
-                if table is group.table and table.version == group.version and not group.once:
+                n = starts.get(key, 0)
+                if (
+                    group.clean
+                    and table is group.table
+                    and table.version == group.version
+                    and n == group.starts
+                    and not group.once
+                ):
                     # The burst's common case: the very table the firings were claimed
-                    # against, unchanged, so each starts unless its entry runs or is paused.
-                    for state, running, run_id, handle in group.items:
-                        if running or state.paused:
-                            break
-                        running[run_id] = handle
-                        i += 1
-                    if i:
-                        go.extend(firings[:i])
-                        calls.extend(group.calls[:i])
-                for f in firings[i:] if i else firings:
+                    # against, unchanged, and none of its entries has started a run or
+                    # been paused since they were claimed idle. All of them start.
+                    calls.extend(group.calls)
+                    whole.append(group)
+                    starts[key] = n + 1
+                    continue
+                started = False
+                for f in firings:
                     if f.transferred:
                         continue  # its claim went on to the entry's new state
                     state = f.state
@@ -614,13 +651,26 @@ class Scheduler:
                         if policy == "replace":
                             f.previous = list(running.items())
                     running[f.run_id] = f.handle  # type: ignore[assignment]
+                    started = True
                     go.append(f)
                     calls.append(f.call)  # type: ignore[arg-type]
                     if f.once:
                         self._drop_entry(table, f.entry_id, "ran once")
+                if started:
+                    starts[key] = starts.get(key, 0) + 1
             if tasks:
                 self._pool.submit_grouped(tasks)
             t = _ts(self.clock.now())  # handed over: every firing is queued, workers woken
+            # The groups started as a whole join their entries' running jobs now, still
+            # inside this lock section, so nothing that looks at `running` (the overlap
+            # policy, remove, stop) sees them missing. A worker may already have finished
+            # one: it set `done` before it took itself out, so it is taken out here.
+            for group in whole:
+                for running, run_id, handle, f in group.items:
+                    running[run_id] = handle
+                    if f.done:
+                        running.pop(run_id, None)
+                go.extend(group.firings)
         late = [t - f.ts for f in go if f.claimed_ahead]
         self.lateness.extend(late)
         for f in go:
@@ -826,6 +876,7 @@ class Scheduler:
         if outcome.status == "succeeded" and not state.failures:
             # The common case takes no lock: the pop is atomic, and the waiter count is
             # raised before a waiter looks at `running` (so it cannot miss this pop).
+            f.done = True  # before the pop: see `_hand_off`
             state.running.pop(f.run_id, None)
             if self._replace_waiters:
                 with self._finished:
@@ -840,6 +891,7 @@ class Scheduler:
         table, state, attempt, trigger = f.table, f.state, f.attempt, f.trigger
         target, e = table.target, state.entry
         with self._cond:
+            f.done = True
             state.running.pop(f.run_id, None)
             self._finished.notify_all()
             if outcome.status == "succeeded":
@@ -856,7 +908,7 @@ class Scheduler:
                 state.failures += 1
                 limit = target.settings.pause_after_failures
                 if limit and state.failures >= limit and not state.paused:
-                    state.paused = True
+                    self._pause(f.key, state)
                     self.notify(
                         target.repo,
                         table.env,

@@ -354,7 +354,7 @@ def test_removing_or_pausing_before_the_instant_gives_the_claim_back(store: Stor
     s._step()
     assert len(store.runs.list(status="claimed")) == 2
     s.remove("gone")
-    s.entries("paused")[0].paused = True
+    assert s.pause("paused", s.entries("paused")[0].entry.id)
     clock.set("2026-01-01T10:01:00")
     s._step()
     s.wait_idle()
@@ -582,3 +582,57 @@ def test_an_entry_swapped_out_and_back_in_before_its_instant_fires_once(store: S
     s.wait_idle()
     assert len(runner.jobs) == 4
     assert len(store.runs.list(env="e")) == 4
+
+
+def test_a_run_started_between_the_claim_and_the_instant_counts_for_forbid(
+    store: Store,
+) -> None:
+    """Both entries are idle when claimed, so their group would start as a whole; a manual
+    run of one of them inside the lead makes the instant check each firing again."""
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    s.replace("e", target(), parse_crontab("* * * * * slow\n* * * * * other\n"))
+    clock.set("2026-01-01T10:00:59.500")
+    s._step()
+    slow = next(st for st in s.entries("e") if st.entry.command == "slow")
+    runner.block = threading.Event()
+    assert s.trigger("e", slow.entry.id) is not None
+    assert runner.started.acquire(timeout=5)
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    runner.block.set()
+    s.wait_idle()
+    runs = sorted((r.command, r.trigger, r.status) for r in store.runs.list(env="e"))
+    assert runs == [
+        ("other", "schedule", "succeeded"),
+        ("slow", "manual", "succeeded"),
+        ("slow", "schedule", "skipped"),
+    ]
+
+
+def test_a_run_that_ends_before_it_is_registered_as_running_leaves_no_trace(
+    store: Store,
+) -> None:
+    """The pool runs each job inside the hand-over here, before the whole-group
+    registration: a finished run must not stay behind in `running` (it would make every
+    later firing of the entry a `forbid` skip)."""
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    s.replace("e", target(), parse_crontab("* * * * * a\n* * * * * b\n* * * * * c\n"))
+
+    def inline(tasks):  # type: ignore[no-untyped-def]
+        fns = [fn for group in tasks.values() for fn in group]
+        for fn in fns:
+            fn()
+        return len(fns)
+
+    s._pool.submit_grouped = inline  # type: ignore[method-assign]
+    for minute in (1, 2):
+        clock.set(f"2026-01-01T10:0{minute - 1}:59.500")
+        s._step()
+        clock.set(f"2026-01-01T10:0{minute}:00")
+        s._step()
+        s.wait_idle()
+        assert all(not st.running for st in s.entries("e"))
+    statuses = sorted(r.status for r in store.runs.list(env="e"))
+    assert statuses == ["succeeded"] * 6 and len(runner.jobs) == 6

@@ -325,6 +325,8 @@ class Scheduler:
         """Drop every schedule of `env` and stop its running jobs (recorded `cancelled`)."""
         with self._cond:
             gone = [self.tables.pop(k) for k in [k for k, t in self.tables.items() if t.env == env]]
+            for t in gone:
+                self._starts.pop(t.key, None)  # a group claimed against `t` fails on `table`
             self._cond.notify_all()
         handles = [h for t in gone for s in t.entries.values() for h in s.running.values()]
         for h in handles:
@@ -334,6 +336,7 @@ class Scheduler:
     def remove_table(self, key: str) -> None:
         with self._cond:
             self.tables.pop(key, None)
+            self._starts.pop(key, None)
             self._cond.notify_all()
 
     def tables_of(self, env: str) -> list[Table]:

@@ -102,13 +102,14 @@ class Settings:
     notify: tuple[str, ...] = ()  # Apprise URLs for job failure / recovery notifications
     url_template: str | None = None
     public_url: str | None = None  # where this service is reachable (links in PR statuses)
+    database: str | None = None  # SQLAlchemy URL; None = SQLite in state_dir
 
     def repo(self, name: str) -> RepoSettings | None:
         return next((r for r in self.repos if r.name == name), None)
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.state_dir / 'hoody.db'}"
+        return self.database or f"sqlite:///{self.state_dir / 'hoody.db'}"
 
 
 def _expand(value: Any, path: str, environ: Mapping[str, str]) -> Any:
@@ -286,8 +287,16 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
             "api",
             "notify",
             "min_pass_interval",
+            "database",
         )
     )
+    database = top.sub("database")
+    database.check_unknown(("url",))
+    db_url = database.get("url", str)
+    if db_url is not None and not re.match(r"^(sqlite|postgres(ql)?(\+psycopg)?)://", db_url):
+        raise ConfigError(
+            "database.url", "expected sqlite:///<path> or postgresql://user:password@host/db"
+        )
     server = top.sub("server")
     server.check_unknown(("host", "port", "max_body"))
     docker = top.sub("docker")
@@ -328,6 +337,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         workers=max(1, top.get("workers", int, 4)),
         url_template=top.get("url_template", str),
         public_url=top.get("public_url", str),
+        database=db_url,
         min_pass_interval=_duration(top, "min_pass_interval", 2.5) or 0.0,
         api=ApiSettings(
             token=api.get("token", str), public_read=api.get("public_read", bool, True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 metadata = sa.MetaData()
@@ -153,7 +156,16 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # postgres:// and postgresql:// mean the driver we ship for it (psycopg 3), not
+    # SQLAlchemy's default psycopg2.
+    url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except ImportError as e:
+        raise ConfigError(
+            "database.url",
+            f"{e}: PostgreSQL needs the psycopg driver (pip install 'hoody-reconciler[postgres]')",
+        ) from e
 
 
 class Store:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 RUN_ID = uuid.uuid4().hex[:6]
 _counter = iter(range(1, 10_000))
@@ -136,3 +137,39 @@ def docker_repo(docker_engine) -> Iterator[str]:  # type: ignore[no-untyped-def]
     name = unique("t")
     yield name
     cleanup_repo(docker_engine, name)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    """The PostgreSQL server of `scripts/setup-postgres` (URL in HOODY_TEST_POSTGRES)."""
+    url = os.environ.get("HOODY_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("HOODY_TEST_POSTGRES is required in CI (scripts/test sets it)")
+        pytest.skip("no PostgreSQL server (scripts/setup-postgres prints HOODY_TEST_POSTGRES)")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"HOODY_TEST_POSTGRES={url} is set but not reachable: {e}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL database of its own that
+    is dropped afterwards (named after this run, so only ours are ever dropped)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    admin: sa.Engine = request.getfixturevalue("postgres_admin")
+    name = f"hoody_t_{RUN_ID}_{next(_counter)}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

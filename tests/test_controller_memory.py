@@ -17,12 +17,16 @@ from .conftest import GitRemote, git
 SPEC = "name: shop\nimage: busybox:1.36\nports: [8080]\nhealthcheck: {http: /}\n"
 
 
-def make(tmp_path: Path, remote: GitRemote, **kw: object) -> tuple[Controller, MemoryRuntime]:
+def make(
+    tmp_path: Path, remote: GitRemote, database_url: str, **kw: object
+) -> tuple[Controller, MemoryRuntime]:
     runtime = MemoryRuntime()
     runtime.images.add("busybox:1.36")
     settings = Settings(
-        state_dir=tmp_path / "state", repos=(RepoSettings(name="shop", url=str(remote.bare), **kw),)
-    )  # type: ignore[arg-type]
+        state_dir=tmp_path / "state",
+        repos=(RepoSettings(name="shop", url=str(remote.bare), **kw),),  # type: ignore[arg-type]
+        database=database_url,  # every test here runs on SQLite and on PostgreSQL
+    )
     return Controller(settings, Store(settings.database_url), runtime), runtime
 
 
@@ -30,10 +34,12 @@ def ops(result) -> dict[str, ActionOp]:  # type: ignore[no-untyped-def]
     return {a.env: a.op for a in result.actions}
 
 
-def test_mass_prune_is_refused_until_allowed(tmp_path: Path, remote: GitRemote) -> None:
+def test_mass_prune_is_refused_until_allowed(
+    tmp_path: Path, remote: GitRemote, database_url: str
+) -> None:
     for b in ("main", "f/a", "f/b", "f/c"):
         remote.commit(b, {".hoody/app.yaml": SPEC}, base="main" if b != "main" else None)
-    ctl, runtime = make(tmp_path, remote)
+    ctl, runtime = make(tmp_path, remote, database_url)
     assert ctl.reconcile("shop").ok
     assert len(runtime.observe()) == 4
     for b in ("f/a", "f/b", "f/c"):
@@ -51,9 +57,11 @@ def test_mass_prune_is_refused_until_allowed(tmp_path: Path, remote: GitRemote) 
     assert list(runtime.observe()) == ["main-shop"]
 
 
-def test_empty_ref_listing_never_prunes(tmp_path: Path, remote: GitRemote) -> None:
+def test_empty_ref_listing_never_prunes(
+    tmp_path: Path, remote: GitRemote, database_url: str
+) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC})
-    ctl, runtime = make(tmp_path, remote)
+    ctl, runtime = make(tmp_path, remote, database_url)
     assert ctl.reconcile("shop").ok
     git(remote.bare, "update-ref", "-d", "refs/heads/main")  # the remote now has no branch
     result = ctl.reconcile("shop")
@@ -63,7 +71,7 @@ def test_empty_ref_listing_never_prunes(tmp_path: Path, remote: GitRemote) -> No
 
 
 def test_branch_without_spec_gets_nothing_and_one_no_longer_selected_goes(
-    tmp_path: Path, remote: GitRemote
+    tmp_path: Path, remote: GitRemote, database_url: str
 ) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC})
     remote.commit("feature/x", {"README": "x"}, base="main")
@@ -71,7 +79,7 @@ def test_branch_without_spec_gets_nothing_and_one_no_longer_selected_goes(
     git(remote.work, "rm", "-q", ".hoody/app.yaml")
     remote.commit("feature/y", {})
     remote.commit("other", {"README": "o"}, base="main")
-    ctl, runtime = make(tmp_path, remote, branches=("main", "feature/*"))
+    ctl, runtime = make(tmp_path, remote, database_url, branches=("main", "feature/*"))
     result = ctl.reconcile("shop")
     assert ops(result) == {"main-shop": ActionOp.CREATE, "feature-x-shop": ActionOp.CREATE}
     assert not ctl.store.events(kind="spec_invalid")  # no spec, no environment, no noise
@@ -87,10 +95,10 @@ def test_branch_without_spec_gets_nothing_and_one_no_longer_selected_goes(
 
 
 def test_missing_spec_at_a_new_commit_keeps_the_environment(
-    tmp_path: Path, remote: GitRemote
+    tmp_path: Path, remote: GitRemote, database_url: str
 ) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC})
-    ctl, _runtime = make(tmp_path, remote)
+    ctl, _runtime = make(tmp_path, remote, database_url)
     assert ctl.reconcile("shop").ok
     git(remote.work, "rm", "-q", ".hoody/app.yaml")
     remote.commit("main", {})
@@ -101,10 +109,10 @@ def test_missing_spec_at_a_new_commit_keeps_the_environment(
 
 
 def test_unreachable_runtime_mid_pass_removes_nothing_and_requeues(
-    tmp_path: Path, remote: GitRemote
+    tmp_path: Path, remote: GitRemote, database_url: str
 ) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC})
-    ctl, runtime = make(tmp_path, remote)
+    ctl, runtime = make(tmp_path, remote, database_url)
     assert ctl.reconcile("shop").ok
     runtime.unavailable = True
     result = ctl.reconcile("shop")
@@ -114,10 +122,10 @@ def test_unreachable_runtime_mid_pass_removes_nothing_and_requeues(
 
 
 def test_failed_version_is_not_retried_until_a_new_commit(
-    tmp_path: Path, remote: GitRemote
+    tmp_path: Path, remote: GitRemote, database_url: str
 ) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC})
-    ctl, runtime = make(tmp_path, remote)
+    ctl, runtime = make(tmp_path, remote, database_url)
     runtime.unhealthy_images.add("busybox:1.36")
     ctl.applier.clock = iter(range(0, 10_000, 100)).__next__  # type: ignore[assignment]
     ctl.applier.sleep = lambda _s: None
@@ -133,24 +141,26 @@ def test_failed_version_is_not_retried_until_a_new_commit(
     assert ctl.reconcile("shop").ok
 
 
-def test_events_are_recorded_once_per_change(tmp_path: Path, remote: GitRemote) -> None:
+def test_events_are_recorded_once_per_change(
+    tmp_path: Path, remote: GitRemote, database_url: str
+) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC})
     remote.commit(
         "feature/bad",
         {".hoody/app.yaml": "name: shop\nimage: busybox:1.36\nports: [99999]\n"},
         base="main",
     )
-    ctl, _ = make(tmp_path, remote)
+    ctl, _ = make(tmp_path, remote, database_url)
     for _ in range(3):
         ctl.reconcile("shop")
     assert len(ctl.store.events(kind="spec_invalid")) == 1
 
 
 def test_a_changed_secret_redeploys_and_the_same_spec_never_does(
-    tmp_path: Path, remote: GitRemote
+    tmp_path: Path, remote: GitRemote, database_url: str
 ) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC})
-    ctl, runtime = make(tmp_path, remote, env={"TOKEN": "one"})
+    ctl, runtime = make(tmp_path, remote, database_url, env={"TOKEN": "one"})
     assert ctl.reconcile("shop").ok
     label = runtime.observe()["main-shop"].containers[0].spec_hash
     assert "one" not in label  # keyed hash: the label reveals nothing

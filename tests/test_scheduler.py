@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -49,8 +48,10 @@ class Runner:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def store(database_url: str) -> Store:
+    """Every scheduler test runs on SQLite and on PostgreSQL (the claims, the batching
+    writer's driver-level SQL and the history trims differ by dialect)."""
+    return Store(database_url)
 
 
 def make(

@@ -40,3 +40,25 @@ def test_claim_ahead_is_bounded() -> None:
     with pytest.raises(ConfigError, match=r"scheduler\.claim_ahead"):
         parse_settings({"scheduler": {"claim_ahead": "5m"}}, Path("/"), environ={})
     assert parse_settings({}, Path("/"), environ={}).scheduler.claim_ahead == 1.0
+
+
+def test_database_url_defaults_to_sqlite_in_the_state_dir_and_takes_postgresql() -> None:
+    import pytest
+
+    from reconciler.settings import ConfigError
+    from reconciler.store import make_engine
+
+    default = parse_settings({"state_dir": "/srv/hoody"}, Path("/"), environ={})
+    assert default.database_url == "sqlite:////srv/hoody/hoody.db"
+    pg = parse_settings(
+        {"database": {"url": "${HOODY_DB}"}},
+        Path("/"),
+        environ={"HOODY_DB": "postgres://hoody:secret@db.internal/hoody"},
+    )
+    assert pg.database_url == "postgres://hoody:secret@db.internal/hoody"
+    # postgres:// and postgresql:// mean the psycopg 3 driver we ship (no connection yet)
+    assert make_engine(pg.database_url).url.drivername == "postgresql+psycopg"
+    with pytest.raises(ConfigError, match=r"database\.url: expected sqlite"):
+        parse_settings({"database": {"url": "mysql://x/y"}}, Path("/"), environ={})
+    with pytest.raises(ConfigError, match=r"database\.pool: unknown key"):
+        parse_settings({"database": {"pool": 3}}, Path("/"), environ={})

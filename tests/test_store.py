@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 from reconciler.store import Store
 
 
-def test_delivery_ids_are_remembered_across_a_restart(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_delivery_ids_are_remembered_across_a_restart(database_url: str) -> None:
+    url = database_url
     first = Store(url)
     assert first.remember_delivery("shop", "d-1") is True
     assert first.remember_delivery("shop", "d-1") is False

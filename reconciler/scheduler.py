@@ -38,6 +38,7 @@ from .runlog import Claim, RunLog
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str, str, str, str, str], None]  # repo, env, kind, message, level
+MAX_LEAD = 60.0  # seconds: the most a firing is claimed ahead of its instant
 SKIP_REASON = "the previous run is still running (concurrency: forbid)"
 
 
@@ -235,6 +236,10 @@ class Scheduler:
         self.backoff = backoff
         self.tables: dict[str, Table] = {}
         self.lead = lead  # seconds ahead of an instant that its firings are claimed
+        # The slowest recent claim (seconds, decaying): an instant whose claim takes longer
+        # than half the lead is claimed further ahead from then on (see `_lead`).
+        self._claim_s = 0.0
+        self._monotonic = time.monotonic  # tests replace it to make a claim "slow"
         self._heap: list[tuple[float, int, str, str, str, EntryState]] = []  # not claimed
         self._expiry: list[tuple[float, int, str, str, str, EntryState]] = []
         # Claimed firings waiting for their instant, by instant, then by (table, version).
@@ -426,7 +431,7 @@ class Scheduler:
         times = [
             t
             for t in (
-                None if top is None else top - self.lead,
+                None if top is None else top - self._lead(),
                 self._ready_top(),
                 self._top(self._expiry),
             )
@@ -449,8 +454,25 @@ class Scheduler:
         at the instant itself only the hand-over is left (Quartz's fire-ahead window)."""
         now = self.clock.now()
         self._expire(now)
-        self._prepare(now, _ts(now) + self.lead)
+        before, t0 = self._lead(), self._monotonic()
+        if self._prepare(now, _ts(now) + before):
+            self._claim_s = max(self._monotonic() - t0, self._claim_s * 0.9)
+            lead = self._lead()
+            if lead > before * 1.1:
+                log.warning(
+                    "scheduler: claiming the firings of an instant took %.2fs; they are "
+                    "claimed %.1fs ahead from now on (scheduler.claim_ahead: %gs)",
+                    self._claim_s,
+                    lead,
+                    self.lead,
+                )
         return self._release(_ts(self.clock.now()))
+
+    def _lead(self) -> float:
+        """How far ahead of an instant its firings are claimed: `claim_ahead`, or twice
+        the slowest recent claim if that is more, so that a claim grown slow (more
+        entries, a busy machine) still ends before its instant; at most `MAX_LEAD`."""
+        return min(MAX_LEAD, max(self.lead, 2 * self._claim_s))
 
     def _expire(self, now: datetime) -> None:
         with self._cond:

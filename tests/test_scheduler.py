@@ -637,3 +637,25 @@ def test_a_run_that_ends_before_it_is_registered_as_running_leaves_no_trace(
         assert all(not st.running for st in s.entries("e"))
     statuses = sorted(r.status for r in store.runs.list(env="e"))
     assert statuses == ["succeeded"] * 6 and len(runner.jobs) == 6
+
+
+def test_a_slow_claim_makes_the_timer_claim_further_ahead(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claiming an instant took 0.8 s of its 1 s lead: the next instants are claimed
+    1.6 s ahead (twice the claim), so a claim grown slow still ends before its instant."""
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    s.replace("e", target(), parse_crontab("* * * * * a\n"))
+    assert s._wake_ts() == datetime(2026, 1, 1, 10, 0, 59, tzinfo=UTC).timestamp()
+    ticks = iter([100.0, 100.8])
+    s._monotonic = lambda: next(ticks, 101.0)
+    clock.set("2026-01-01T10:00:59")
+    s._step()  # claims 10:01, slowly
+    assert "claimed 1.6s ahead" in caplog.text
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    s.wait_idle()
+    assert [j.command for j in runner.jobs] == ["a"]
+    next_claim = datetime(2026, 1, 1, 10, 1, 58, 400000, tzinfo=UTC).timestamp()
+    assert s._wake_ts() == pytest.approx(next_claim)

@@ -105,13 +105,21 @@ class Flag:
 
 
 class Handle:
-    """A running job: `cancel()` stops it (status `cancelled`)."""
+    """A running job: `cancel()` stops it (status `cancelled`). A firing claimed ahead has
+    its handle among its entry's runs from the claim on, behind `gate` (shared by the
+    firings of one instant and table), which is set when they start: until then it does
+    not count as running. `gate` is None for a handle that counts."""
 
-    __slots__ = ("cancelled", "kill")
+    __slots__ = ("cancelled", "gate", "kill")
 
     def __init__(self) -> None:
         self.cancelled = Flag()
+        self.gate: Flag | None = None
         self.kill: Callable[[], None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.gate is None or self.gate._set
 
     def cancel(self) -> None:
         self.cancelled.set()

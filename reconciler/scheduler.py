@@ -32,7 +32,7 @@ from typing import Protocol
 
 from .crontab import CronEntry, Crontab, next_fire
 from .fairpool import FairPool
-from .jobs import Handle, Job, Outcome
+from .jobs import Flag, Handle, Job, Outcome
 from .model import CronSettings
 from .runlog import Claim, RunLog
 
@@ -74,12 +74,20 @@ class EntryState:
     finished: int = 0  # runs finished in this process (history is trimmed every tenth)
     paused: bool = False
     failures: int = 0
-    running: dict[int, Handle] = field(default_factory=dict)
+    running: dict[int, Handle] = field(default_factory=dict)  # see `live`
     retry: tuple[datetime, int, datetime] | None = None  # (when, attempt, scheduled_for)
     claimed_for: float | None = None  # instant of its latest firing claimed ahead
 
     def fire_at(self) -> datetime | None:
         return None if self.next_at is None else self.next_at + timedelta(seconds=self.offset)
+
+    def live(self) -> list[tuple[int, Handle]]:
+        """Its runs that have started. `running` also holds the handles of firings
+        claimed ahead, from their claim on, behind their group's gate (see `_hand_off`)."""
+        return [(rid, h) for rid, h in self.running.items() if h.started]
+
+    def busy(self) -> bool:
+        return any(h.started for h in self.running.values())
 
     def upcoming(self, now: datetime) -> datetime | None:
         """The next instant this entry fires, one already claimed included (what users
@@ -121,7 +129,6 @@ class Firing:
     once: bool = False
     version: int = 0  # the table's version when claimed
     transferred: bool = False  # its claim was handed on to the same entry's new state
-    done: bool = False  # its run ended (set before it leaves `state.running`)
 
     def __post_init__(self) -> None:
         self.entry_id = self.state.entry.id
@@ -168,15 +175,14 @@ class Pending:
     clean: bool = False  # every entry was idle (not running, not paused) when claimed
     firings: list[Firing] = field(default_factory=list)
     calls: list[Callable[[], None]] = field(default_factory=list)
-    # what registering them as running touches: (state's running jobs, run id, handle, firing)
-    items: list[tuple[dict[int, Handle], int, Handle, Firing]] = field(default_factory=list)
+    gate: Flag = field(default_factory=Flag)  # set when they start as a whole
     once: bool = False  # a one-shot among them (it leaves the table when it starts)
 
     def add(self, f: Firing) -> None:
         assert f.call is not None and f.handle is not None
         self.firings.append(f)
         self.calls.append(f.call)
-        self.items.append((f.state.running, f.run_id, f.handle, f))
+        f.handle.gate = self.gate
         self.once = self.once or f.once
 
 
@@ -333,7 +339,7 @@ class Scheduler:
             for t in gone:
                 self._starts.pop(t.key, None)  # a group claimed against `t` fails on `table`
             self._cond.notify_all()
-        handles = [h for t in gone for s in t.entries.values() for h in s.running.values()]
+        handles = [h for t in gone for s in t.entries.values() for _, h in s.live()]
         for h in handles:
             h.cancel()
         return len(handles)
@@ -567,9 +573,10 @@ class Scheduler:
                 n = starts.get(f.key, 0)
                 if group is None:
                     group = groups[gkey] = Pending(f.key, f.table, f.version, n, True)
-                if group.clean and (state.running or state.paused or twice or group.starts != n):
+                if group.clean and (state.paused or twice or group.starts != n or state.busy()):
                     group.clean = False  # checked firing by firing at the instant
                 group.add(f)
+                state.running[rid] = f.handle  # type: ignore[assignment]  # behind the gate
                 claimed += 1
             self._cond.notify_all()
         return claimed
@@ -616,8 +623,7 @@ class Scheduler:
         the current table and the overlap policy, give the whole step to the pool in one
         call, then record lateness and write what did not start (skipped, or given back
         because its entry went away)."""
-        go: list[Firing] = []  # checked one by one
-        whole: list[Pending] = []  # groups that start as a whole
+        go: list[Firing] = []
         tasks: dict[str, list[Callable[[], None]]] = {}  # per environment, for the pool
         skipped: list[tuple[int, str]] = []
         given_back: list[int] = []
@@ -631,6 +637,7 @@ class Scheduler:
                 if table is None:
                     for f in firings:
                         if not f.transferred:
+                            f.state.running.pop(f.run_id, None)
                             given_back.append(f.run_id)
                             f.call = None
                     continue
@@ -648,34 +655,40 @@ class Scheduler:
                     # The burst's common case: the very table the firings were claimed
                     # against, unchanged, and none of its entries has started a run or
                     # been paused since they were claimed idle. All of them start.
+                    group.gate.set()  # their handles, in `running` since the claim, count
+                    go.extend(firings)
                     calls.extend(group.calls)
-                    whole.append(group)
                     starts[key] = n + 1
                     continue
                 started = False
                 for f in firings:
                     if f.transferred:
                         continue  # its claim went on to the entry's new state
-                    state = f.state
+                    state, handle = f.state, f.handle
+                    assert handle is not None
+                    running = state.running
                     if table.entries.get(f.entry_id) is not state or (
                         state.paused and f.trigger != "manual"
                     ):
+                        running.pop(f.run_id, None)
                         given_back.append(f.run_id)
                         f.call = None
                         continue
                     if table is not f.table:  # swapped since the claim: maybe a new container
                         f.table = table
                         f.job = self._job(table, state, f.run_id)
-                    running = state.running
-                    if running:
+                    live = state.live()  # not this one: its gate is still shut
+                    if live:
                         policy = table.target.settings.concurrency
                         if policy == "forbid":
+                            running.pop(f.run_id, None)
                             skipped.append((f.run_id, SKIP_REASON))
                             f.call = None
                             continue
                         if policy == "replace":
-                            f.previous = list(running.items())
-                    running[f.run_id] = f.handle  # type: ignore[assignment]
+                            f.previous = live
+                    handle.gate = None  # it counts as running on its own
+                    running[f.run_id] = handle
                     started = True
                     go.append(f)
                     calls.append(f.call)  # type: ignore[arg-type]
@@ -686,16 +699,6 @@ class Scheduler:
             if tasks:
                 self._pool.submit_grouped(tasks)
             t = _ts(self.clock.now())  # handed over: every firing is queued, workers woken
-            # The groups started as a whole join their entries' running jobs now, still
-            # inside this lock section, so nothing that looks at `running` (the overlap
-            # policy, remove, stop) sees them missing. A worker may already have finished
-            # one: it set `done` before it took itself out, so it is taken out here.
-            for group in whole:
-                for running, run_id, handle, f in group.items:
-                    running[run_id] = handle
-                    if f.done:
-                        running.pop(run_id, None)
-                go.extend(group.firings)
         late = [t - f.ts for f in go if f.claimed_ahead]
         self.lateness.extend(late)
         for f in go:
@@ -776,10 +779,7 @@ class Scheduler:
         if not finished:
             with self._cond:
                 handles = [
-                    h
-                    for t in self.tables.values()
-                    for s in t.entries.values()
-                    for h in s.running.values()
+                    h for t in self.tables.values() for s in t.entries.values() for _, h in s.live()
                 ]
             for h in handles:
                 h.cancel()
@@ -829,7 +829,7 @@ class Scheduler:
         """Claim and start one firing now (manual, reboot, catch-up)."""
         if state.paused and trigger != "manual":
             return None
-        if state.running and table.target.settings.concurrency == "forbid":
+        if state.busy() and table.target.settings.concurrency == "forbid":
             self._claim(table, state, scheduled, trigger, attempt, "skipped", SKIP_REASON)
             return None
         run_id = self._claim(table, state, scheduled, trigger, attempt)
@@ -901,7 +901,6 @@ class Scheduler:
         if outcome.status == "succeeded" and not state.failures:
             # The common case takes no lock: the pop is atomic, and the waiter count is
             # raised before a waiter looks at `running` (so it cannot miss this pop).
-            f.done = True  # before the pop: see `_hand_off`
             state.running.pop(f.run_id, None)
             if self._replace_waiters:
                 with self._finished:
@@ -916,7 +915,6 @@ class Scheduler:
         table, state, attempt, trigger = f.table, f.state, f.attempt, f.trigger
         target, e = table.target, state.entry
         with self._cond:
-            f.done = True
             state.running.pop(f.run_id, None)
             self._finished.notify_all()
             if outcome.status == "succeeded":

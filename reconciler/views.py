@@ -135,7 +135,7 @@ def cron_entries(service: Service, env: str, n: int = 5) -> list[dict[str, Any]]
                     "timezone": e.timezone,
                     "explain": explain(e),
                     "paused": state.paused,
-                    "running": len(state.running),
+                    "running": len(state.live()),
                     "next": [t.isoformat() for t in times],
                     "next_local": [t.astimezone(_zone(e.timezone)).isoformat() for t in times],
                     "expires_at": state.expires_at.isoformat() if state.expires_at else None,

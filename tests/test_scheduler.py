@@ -360,6 +360,7 @@ def test_removing_or_pausing_before_the_instant_gives_the_claim_back(store: Stor
     s._step()
     s.wait_idle()
     assert runner.jobs == [] and store.runs.list() == []
+    assert s.entries("paused")[0].running == {}  # its claimed-ahead handle left with it
 
 
 def test_stop_gives_back_claims_whose_instant_has_not_come(store: Store) -> None:
@@ -659,3 +660,25 @@ def test_a_slow_claim_makes_the_timer_claim_further_ahead(
     assert [j.command for j in runner.jobs] == ["a"]
     next_claim = datetime(2026, 1, 1, 10, 1, 58, 400000, tzinfo=UTC).timestamp()
     assert s._wake_ts() == pytest.approx(next_claim)
+
+
+def test_a_firing_claimed_ahead_counts_as_running_only_from_its_instant(store: Store) -> None:
+    """Its handle is among the entry's runs from the claim on, behind a gate that opens at
+    the instant: before that nothing counts it (views, overlap policy, remove)."""
+    clock = Clock("2026-01-01T10:00:00")
+    s, runner = make(store, clock)
+    runner.block = threading.Event()
+    s.replace("e", target(), parse_crontab("* * * * * slow\n"))
+    clock.set("2026-01-01T10:00:59.500")
+    s._step()
+    state = s.entries("e")[0]
+    assert len(state.running) == 1 and state.live() == [] and not state.busy()
+    clock.set("2026-01-01T10:01:00")
+    s._step()
+    assert runner.started.acquire(timeout=5)
+    assert [rid for rid, _ in state.live()] == list(state.running)
+    assert s.remove("e") == 1  # the started run is cancelled
+    runner.block.set()
+    s.wait_idle()
+    assert claimed(store, "e") == [("slow", "cancelled")]
+    assert state.running == {}

@@ -854,18 +854,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         loads: list[LoadResult] = []
         phases: list[tuple[str, Callable[[], Any], float]] = []
+        ours, aps = "ours" not in args.skip, "aps" not in args.skip
         if args.idle_only:
-            pass
-        elif "ours" not in args.skip:
+            ours = aps = False
+        if ours:
             phases.append(("ours (SQLite on disk)", lambda: Ours(args.db_dir), args.minutes))
-        if "aps" not in args.skip and not args.idle_only:
+        if aps:
             phases.append(("apscheduler", Aps, args.minutes))
-        if (
-            not args.idle_only
-            and "ours" not in args.skip
-            and args.tmpfs_minutes > 0
-            and os.path.isdir(args.tmpfs_dir)
-        ):
+        if ours and args.tmpfs_minutes > 0 and os.path.isdir(args.tmpfs_dir):
             phases.append(
                 ("ours (SQLite on tmpfs)", lambda: Ours(args.tmpfs_dir), args.tmpfs_minutes)
             )

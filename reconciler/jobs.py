@@ -119,7 +119,7 @@ class Handle:
 
     @property
     def started(self) -> bool:
-        return self.gate is None or self.gate._set
+        return self.gate is None or self.gate.is_set()
 
     def cancel(self) -> None:
         self.cancelled.set()

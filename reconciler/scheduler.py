@@ -144,6 +144,13 @@ class Firing:
     def claim(self) -> Claim:
         return claim_of(self.table, self.state, self.scheduled, self.trigger, self.attempt, self.ts)
 
+    def withdraw(self) -> int:
+        """It will not run (given back or skipped): its handle, among its entry's runs
+        behind a shut gate since the claim, leaves them. Returns its run id."""
+        self.state.running.pop(self.run_id, None)
+        self.call = None
+        return self.run_id
+
 
 def claim_of(
     table: Table, state: EntryState, scheduled: datetime, trigger: str, attempt: int, at: float
@@ -377,7 +384,11 @@ class Scheduler:
 
     def _pause(self, key: str, state: EntryState) -> None:
         state.paused = True
-        self._starts[key] = self._starts.get(key, 0) + 1  # see `_prepare`
+        self._moved(key)
+
+    def _moved(self, key: str) -> None:
+        """An entry of table `key` started a run or was paused (see `_starts`)."""
+        self._starts[key] = self._starts.get(key, 0) + 1
 
     def resume(self, env: str, entry_id: str) -> bool:
         with self._cond:
@@ -556,7 +567,7 @@ class Scheduler:
                     if old is None or old.transferred:
                         continue
                     old.transferred, rid = True, old.run_id
-                    starts[f.key] = starts.get(f.key, 0) + 1  # the old group checks each
+                    self._moved(f.key)  # the old group checks each of its firings
                 if mine is None:
                     mine = self._claims_at[f.ts] = {}
                 mine[ckey] = f
@@ -608,15 +619,13 @@ class Scheduler:
     def _release(self, now: float) -> int:
         """Hand over every claimed firing whose instant has come."""
         due: list[Pending] = []
-        done: list[object] = []  # freed after the hand-over, not before it
+        done: list[object] = []  # the instants' claims indexes: freed on return, not before
         with self._cond:
             while self._instants and self._instants[0] <= now:
                 instant = heapq.heappop(self._instants)
                 due.extend(self._ready.pop(instant).values())
                 done.append(self._claims_at.pop(instant, None))
-        n = self._hand_off(due) if due else 0
-        del done
-        return n
+        return self._hand_off(due) if due else 0
 
     def _hand_off(self, due: list[Pending]) -> int:
         """Start claimed firings, given in groups of one table each: check them against
@@ -635,11 +644,7 @@ class Scheduler:
                 key = group.key
                 table = tables.get(key)
                 if table is None:
-                    for f in firings:
-                        if not f.transferred:
-                            f.state.running.pop(f.run_id, None)
-                            given_back.append(f.run_id)
-                            f.call = None
+                    given_back.extend(f.withdraw() for f in firings if not f.transferred)
                     continue
                 calls = tasks.get(table.env)
                 if calls is None:
@@ -666,13 +671,10 @@ class Scheduler:
                         continue  # its claim went on to the entry's new state
                     state, handle = f.state, f.handle
                     assert handle is not None
-                    running = state.running
                     if table.entries.get(f.entry_id) is not state or (
                         state.paused and f.trigger != "manual"
                     ):
-                        running.pop(f.run_id, None)
-                        given_back.append(f.run_id)
-                        f.call = None
+                        given_back.append(f.withdraw())
                         continue
                     if table is not f.table:  # swapped since the claim: maybe a new container
                         f.table = table
@@ -681,21 +683,19 @@ class Scheduler:
                     if live:
                         policy = table.target.settings.concurrency
                         if policy == "forbid":
-                            running.pop(f.run_id, None)
-                            skipped.append((f.run_id, SKIP_REASON))
-                            f.call = None
+                            skipped.append((f.withdraw(), SKIP_REASON))
                             continue
                         if policy == "replace":
                             f.previous = live
                     handle.gate = None  # it counts as running on its own
-                    running[f.run_id] = handle
+                    state.running[f.run_id] = handle
                     started = True
                     go.append(f)
                     calls.append(f.call)  # type: ignore[arg-type]
                     if f.once:
                         self._drop_entry(table, f.entry_id, "ran once")
                 if started:
-                    starts[key] = starts.get(key, 0) + 1
+                    self._moved(key)
             if tasks:
                 self._pool.submit_grouped(tasks)
             t = _ts(self.clock.now())  # handed over: every firing is queued, workers woken

@@ -147,8 +147,8 @@ def postgres_admin() -> Iterator[sa.Engine]:
         if os.environ.get("CI"):
             pytest.fail("HOODY_TEST_POSTGRES is required in CI (scripts/test sets it)")
         pytest.skip("no PostgreSQL server (scripts/setup-postgres prints HOODY_TEST_POSTGRES)")
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
     except Exception as e:  # noqa: BLE001

@@ -649,12 +649,11 @@ class Scheduler:
                 calls = tasks.get(table.env)
                 if calls is None:
                     calls = tasks[table.env] = []
-                n = starts.get(key, 0)
                 if (
                     group.clean
                     and table is group.table
                     and table.version == group.version
-                    and n == group.starts
+                    and starts.get(key, 0) == group.starts
                     and not group.once
                 ):
                     # The burst's common case: the very table the firings were claimed
@@ -663,7 +662,7 @@ class Scheduler:
                     group.gate.set()  # their handles, in `running` since the claim, count
                     go.extend(firings)
                     calls.extend(group.calls)
-                    starts[key] = n + 1
+                    self._moved(key)
                     continue
                 started = False
                 for f in firings:

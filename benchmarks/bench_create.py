@@ -41,14 +41,14 @@ from typing import Any
 import docker
 from benchlib import FastImport, Spans, init_bare, machine, summary, table
 
-from reconciler.apply import Applier
-from reconciler.controller import Controller
-from reconciler.git import Mirror
-from reconciler.model import ActionOp
+from reconciler.core.model import ActionOp
+from reconciler.core.settings import RepoSettings, Settings
+from reconciler.gitops.apply import Applier
+from reconciler.gitops.controller import Controller
+from reconciler.gitops.git import Mirror
+from reconciler.gitops.sources import SourceReader
 from reconciler.runtime.docker import DockerRuntime
-from reconciler.settings import RepoSettings, Settings
-from reconciler.sources import SourceReader
-from reconciler.store import Store
+from reconciler.storage.store import Store
 
 IMAGE = "busybox:1.36"
 SCRIPT = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"

@@ -34,7 +34,7 @@ from typing import Any
 
 import docker
 
-from reconciler.jobs import DockerJobRunner, Handle, Job
+from reconciler.cron.jobs import DockerJobRunner, Handle, Job
 from reconciler.runtime.docker import DockerRuntime
 
 IMAGE = "busybox:1.36"

@@ -37,15 +37,15 @@ from typing import Any
 
 from benchlib import FastImport, Spans, init_bare, machine, refs, summary, table
 
-from reconciler import desired as desired_mod
-from reconciler.apply import Applier
-from reconciler.controller import Controller
-from reconciler.git import Mirror
-from reconciler.model import ActionOp
+from reconciler.core import desired as desired_mod
+from reconciler.core.model import ActionOp
+from reconciler.core.settings import RepoSettings, Settings
+from reconciler.gitops.apply import Applier
+from reconciler.gitops.controller import Controller
+from reconciler.gitops.git import Mirror
+from reconciler.gitops.sources import SourceReader
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import RepoSettings, Settings
-from reconciler.sources import SourceReader
-from reconciler.store import Store
+from reconciler.storage.store import Store
 
 IMAGE = "busybox:1.36"
 REPO = "bench-repo"

@@ -62,12 +62,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.crontab import Crontab, parse_crontab
-from reconciler.jobs import Handle, Job, Outcome
-from reconciler.model import CronSettings
-from reconciler.runlog import runs as runs_table
-from reconciler.scheduler import Scheduler, Target
-from reconciler.store import Store
+from reconciler.core.crontab import Crontab, parse_crontab
+from reconciler.core.model import CronSettings
+from reconciler.cron.jobs import Handle, Job, Outcome
+from reconciler.cron.scheduler import Scheduler, Target
+from reconciler.storage.runlog import runs as runs_table
+from reconciler.storage.store import Store
 
 try:
     import psutil

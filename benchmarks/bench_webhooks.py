@@ -5,11 +5,11 @@ pr          Signed GitHub `pull_request opened` delivery -> the store shows `pr-
             healthcheck), a fresh PR number per iteration; alternating with a plain
             `docker run -d -p 127.0.0.1::8080 ...` + `docker port` + the same HTTP probe
             loop (20 ms, x1.5, capped at 1 s). The server is the real CLI:
-            `python -m reconciler.cli --log-format json -v serve --no-watch`.
+            `python -m reconciler.cli.main --log-format json -v serve --no-watch`.
 throughput  Signed `push` deliveries (unique delivery ids, unique bodies) per second that
             the endpoint accepts, from N concurrent keep-alive clients (threads +
             http.client) for at most D seconds or M requests; p50/p99 latency; passes run.
-            The server is the `hoody serve` CLI entry point (reconciler.cli.main) in its
+            The server is the `hoody serve` CLI entry point (reconciler.cli.main.main) in its
             own process with the Docker runtime swapped for MemoryRuntime (busybox:1.36
             in `.images`), so a pass costs a git fetch and some SQLite writes, no Docker.
 storm       1,000 pushes to one branch in 10 s: 1,000 commits made beforehand with
@@ -67,7 +67,7 @@ import docker
 import yaml
 from benchlib import FastImport, git, init_bare, machine, pct, summary, table
 
-from reconciler.store import Store
+from reconciler.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "webhooks" / "github"
@@ -219,7 +219,7 @@ def write_config(
 
 class Server:
     """`hoody serve` in a child process. Docker runtime, no tracing: the real CLI,
-    `python -m reconciler.cli ... serve --no-watch`. Otherwise `serve-child` of this
+    `python -m reconciler.cli.main ... serve --no-watch`. Otherwise `serve-child` of this
     script, which runs the same CLI entry point after swapping in a MemoryRuntime and/or
     installing timers (`--trace`) or per-thread cProfile (`--profile`)."""
 
@@ -238,7 +238,7 @@ class Server:
         self.log_path = log_path
         common = ["--config", str(config), "--log-format", "json", *(["-v"] if verbose else [])]
         if runtime == "docker" and not trace and profile is None and what_if is None:
-            cmd = [sys.executable, "-m", "reconciler.cli", *common]
+            cmd = [sys.executable, "-m", "reconciler.cli.main", *common]
         else:
             extra = [
                 *(["--trace"] if trace else []),
@@ -340,10 +340,10 @@ class Server:
 
 
 TRACED = [
-    ("reconciler.git", "Mirror", "fetch"),
-    ("reconciler.git", "Mirror", "list_refs"),
-    ("reconciler.sources", "SourceReader", "snapshot"),
-    ("reconciler.sources", "SourceReader", "commit_files"),
+    ("reconciler.gitops.git", "Mirror", "fetch"),
+    ("reconciler.gitops.git", "Mirror", "list_refs"),
+    ("reconciler.gitops.sources", "SourceReader", "snapshot"),
+    ("reconciler.gitops.sources", "SourceReader", "commit_files"),
     ("reconciler.runtime.docker", "DockerRuntime", "observe"),
     ("reconciler.runtime.docker", "DockerRuntime", "has_image"),
     ("reconciler.runtime.docker", "DockerRuntime", "ensure_network"),
@@ -353,12 +353,12 @@ TRACED = [
     ("reconciler.runtime.docker", "DockerRuntime", "probe_http"),
     ("reconciler.runtime.docker", "DockerRuntime", "remove_container"),
     ("reconciler.runtime.docker", "DockerRuntime", "rename_container"),
-    ("reconciler.apply", "Applier", "wait_healthy"),
-    ("reconciler.store", "Store", "set_status"),
-    ("reconciler.store", "Store", "add_event"),
-    ("reconciler.store", "Store", "pull_requests"),
-    ("reconciler.store", "Store", "suspended"),
-    ("reconciler.controller", "Controller", "reconcile"),
+    ("reconciler.gitops.apply", "Applier", "wait_healthy"),
+    ("reconciler.storage.store", "Store", "set_status"),
+    ("reconciler.storage.store", "Store", "add_event"),
+    ("reconciler.storage.store", "Store", "pull_requests"),
+    ("reconciler.storage.store", "Store", "suspended"),
+    ("reconciler.gitops.controller", "Controller", "reconcile"),
 ]
 
 
@@ -390,8 +390,8 @@ def install_profile(out: Path) -> Callable[[], None]:
     import cProfile
     import pstats
 
-    from reconciler import app as app_mod
-    from reconciler.controller import Controller
+    from reconciler.gitops.controller import Controller
+    from reconciler.http import app as app_mod
 
     profilers: dict[tuple[str, int], cProfile.Profile] = {}
 
@@ -433,7 +433,7 @@ def install_profile(out: Path) -> Callable[[], None]:
 def install_what_if(name: str) -> None:
     """Diagnostics only, NOT hoody's behaviour: change how delivery ids are remembered, to
     show what the durable per-delivery INSERT costs under concurrency."""
-    from reconciler.store import Store
+    from reconciler.storage.store import Store
 
     real = Store.remember_delivery
     if name == "dedup-locked":  # one writer at a time: no SQLite busy-handler sleeps
@@ -472,9 +472,9 @@ def _ctxt_switches(pid: int) -> int:
 
 def serve_child(argv: list[str]) -> int:
     """`serve-child RUNTIME [--trace] [--profile FILE] [--what-if NAME] <hoody CLI args>`:
-    the `hoody serve` CLI entry point (reconciler.cli.main), with a MemoryRuntime
+    the `hoody serve` CLI entry point (reconciler.cli.main.main), with a MemoryRuntime
     (busybox:1.36 in `.images`) instead of Docker when RUNTIME is `memory`."""
-    from reconciler import cli
+    from reconciler.cli import main as cli
     from reconciler.runtime.memory import MemoryRuntime
 
     runtime_name, rest = argv[0], argv[1:]
@@ -773,7 +773,7 @@ def bench_pr(args: argparse.Namespace, tmp: Path, client: docker.DockerClient) -
             k: summary([ms(r["phases"][k]) for r in plain])["median"] for k in plain[0]["phases"]
         },
         "plain_probes_median": summary([r["probes"] for r in plain])["median"],
-        "server": "python -m reconciler.cli serve --no-watch (Docker runtime)"
+        "server": "python -m reconciler.cli.main serve --no-watch (Docker runtime)"
         + (", with --trace timers" if args.trace else ""),
         "trace_median_ms": {
             k: {
@@ -1138,7 +1138,7 @@ def bench_storm(
     return {
         "runtime": runtime,
         "server": (
-            "python -m reconciler.cli serve --no-watch"
+            "python -m reconciler.cli.main serve --no-watch"
             if runtime == "docker" and not args.trace
             else f"hoody serve CLI entry point, own process, {runtime} runtime"
             + (", --trace timers" if args.trace else "")

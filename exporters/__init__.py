@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.crontab import parse_crontab
-from reconciler.model import CRONTAB_FILE, SPEC_FILE, DesiredEnvironment, Ref
-from reconciler.naming import env_name, slugify, valid_app_name
-from reconciler.spec import parse_app_spec
+from reconciler.core.crontab import parse_crontab
+from reconciler.core.model import CRONTAB_FILE, SPEC_FILE, DesiredEnvironment, Ref
+from reconciler.core.naming import env_name, slugify, valid_app_name
+from reconciler.core.spec import parse_app_spec
 
 from . import cloudrun, compose, ecs, kubernetes, railway, render_com, vercel
 from .base import (

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
-from reconciler.errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError
 
 from . import FORMATS, ExportError, ExportSource, render
 

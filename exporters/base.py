@@ -17,9 +17,9 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from reconciler.crontab import CronEntry, Crontab
-from reconciler.model import AppSpec, ServiceSpec
-from reconciler.naming import slugify
+from reconciler.core.crontab import CronEntry, Crontab
+from reconciler.core.model import AppSpec, ServiceSpec
+from reconciler.core.naming import slugify
 
 from .schedules import ambiguous_days, entry_schedule, is_utc, to_utc
 from .templating import Var

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from reconciler.errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError
 
 from . import FORMATS, ExportError, ExportResult, ExportSource, render, source_from_dir
 

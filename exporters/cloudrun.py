@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reconciler.model import ServiceSpec
+from reconciler.core.model import ServiceSpec
 
 from .base import (
     Collector,

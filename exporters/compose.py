@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.model import ServiceSpec
+from reconciler.core.model import ServiceSpec
 
 from .base import (
     Collector,

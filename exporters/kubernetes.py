@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from reconciler.model import HealthCheck, ServiceSpec
+from reconciler.core.model import HealthCheck, ServiceSpec
 
 from .base import (
     Collector,

@@ -13,7 +13,7 @@ import posixpath
 import shlex
 from typing import Any
 
-from reconciler.model import ServiceSpec
+from reconciler.core.model import ServiceSpec
 
 from .base import Collector, ExportSource, cron_settings, jobs, seconds, service_env, utc_fields
 from .schedules import min_gap_minutes

@@ -16,7 +16,7 @@ import posixpath
 import shlex
 from typing import Any
 
-from reconciler.model import ServiceSpec
+from reconciler.core.model import ServiceSpec
 
 from .base import (
     Collector,

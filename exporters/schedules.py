@@ -24,8 +24,8 @@ from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from reconciler.cronexpr import CronExpr, parse_expr
-from reconciler.crontab import CronEntry
+from reconciler.core.cronexpr import CronExpr, parse_expr
+from reconciler.core.crontab import CronEntry
 
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 _DAY = 1440

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from reconciler.core.settings import ApiSettings, RepoSettings, Settings
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import ApiSettings, RepoSettings, Settings
 
 from .conftest import GitRemote
 from .webhook_helpers import LiveService, wait_for
@@ -281,7 +281,7 @@ def test_export_route_serves_json_and_zip_with_secrets_masked(
             [
                 sys.executable,
                 "-m",
-                "reconciler.cli",
+                "reconciler.cli.main",
                 "--config",
                 str(write_config(cfg, tmp_path)),
                 "export",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.settings import ApiSettings, RepoSettings, Settings
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import ApiSettings, RepoSettings, Settings
 
 from .conftest import GitRemote
 from .webhook_helpers import LiveService

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.controller import Controller
-from reconciler.model import ActionOp
+from reconciler.core.model import ActionOp
+from reconciler.core.settings import RepoSettings, Settings
+from reconciler.gitops.controller import Controller
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import RepoSettings, Settings
-from reconciler.store import Store
+from reconciler.storage.store import Store
 
 from .conftest import GitRemote, git
 

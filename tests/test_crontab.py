@@ -10,7 +10,7 @@ from croniter import croniter
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.crontab import (
+from reconciler.core.crontab import (
     CronEntry,
     Crontab,
     explain,
@@ -18,7 +18,7 @@ from reconciler.crontab import (
     next_fires,
     parse_crontab,
 )
-from reconciler.errors import SpecErrors
+from reconciler.core.errors import SpecErrors
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

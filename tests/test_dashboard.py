@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from reconciler.core.settings import ApiSettings, RepoSettings, Settings
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import ApiSettings, RepoSettings, Settings
 
 from .conftest import GitRemote
 from .webhook_helpers import LiveService, wait_for

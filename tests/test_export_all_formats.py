@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporters import FORMATS, ExportResult, render, source_from_dir
-from reconciler.crontab import parse_crontab
-from reconciler.spec import parse_app_spec
+from reconciler.core.crontab import parse_crontab
+from reconciler.core.spec import parse_app_spec
 
 from .test_export_support import (
     DEMO,
@@ -102,7 +102,7 @@ def test_cli_exports_a_working_tree_without_a_server(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "reconciler.cli",
+            "reconciler.cli.main",
             "export",
             "kubernetes",
             "--dir",
@@ -117,7 +117,7 @@ def test_cli_exports_a_working_tree_without_a_server(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "k8s" / ".env.example").exists()
     listed = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "export", "--list"],
+        [sys.executable, "-m", "reconciler.cli.main", "export", "--list"],
         capture_output=True,
         text=True,
         timeout=60,

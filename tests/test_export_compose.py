@@ -20,8 +20,8 @@ import yaml
 from exporters import render, source_from_dir
 from exporters.base import ExportSource
 from exporters.compose import ofelia_command
-from reconciler.crontab import parse_crontab
-from reconciler.spec import parse_app_spec
+from reconciler.core.crontab import parse_crontab
+from reconciler.core.spec import parse_app_spec
 from tests.test_export_support import DEMO, hostile_source
 
 COMPOSE = shutil.which("docker-compose")

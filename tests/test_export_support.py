@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from exporters import FORMATS, ExportResult, ExportSource, render, source_from_desired
-from reconciler.crontab import parse_crontab
-from reconciler.desired import RefSource, desired_environment
-from reconciler.model import Ref
-from reconciler.settings import RepoSettings
-from reconciler.spec import parse_app_spec
+from reconciler.core.crontab import parse_crontab
+from reconciler.core.desired import RefSource, desired_environment
+from reconciler.core.model import Ref
+from reconciler.core.settings import RepoSettings
+from reconciler.core.spec import parse_app_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"

@@ -8,9 +8,9 @@ import json
 import logging
 from pathlib import Path
 
-from reconciler.logs import JsonFormatter
+from reconciler.core.settings import RepoSettings, Settings
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import RepoSettings, Settings
+from reconciler.serve.logs import JsonFormatter
 
 from .conftest import GitRemote
 from .webhook_helpers import LiveService

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.model import Ref
-from reconciler.naming import container_name, env_name, is_dns_label, volume_name
+from reconciler.core.model import Ref
+from reconciler.core.naming import container_name, env_name, is_dns_label, volume_name
 
 
 def branch(name: str) -> Ref:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.settings import ApiSettings, RepoSettings, Settings
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import ApiSettings, RepoSettings, Settings
 
 from .conftest import GitRemote
 from .webhook_helpers import LiveService, wait_for

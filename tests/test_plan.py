@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.desired import DesiredState, Held
-from reconciler.model import (
+from reconciler.core.desired import DesiredState, Held
+from reconciler.core.model import (
     Action,
     ActionOp,
     AppSpec,
@@ -16,8 +16,8 @@ from reconciler.model import (
     Ref,
     ServiceSpec,
 )
-from reconciler.plan import diff
-from reconciler.settings import PruneSettings
+from reconciler.core.plan import diff
+from reconciler.core.settings import PruneSettings
 
 
 def want(name: str, h: str = "h1", ref: str | None = None) -> DesiredEnvironment:

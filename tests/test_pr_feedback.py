@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.settings import PullRequestSettings, RepoSettings, Settings
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import PullRequestSettings, RepoSettings, Settings
 
 from .conftest import GitRemote, git
 from .webhook_helpers import LiveService, wait_for

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.core.errors import ConfigError, ReconcilerError
 from reconciler.providers import (
     MARKER,
     ProviderClient,

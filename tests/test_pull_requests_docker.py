@@ -10,8 +10,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from reconciler.core.settings import PullRequestSettings, RepoSettings, Settings
 from reconciler.runtime.docker import DockerRuntime
-from reconciler.settings import PullRequestSettings, RepoSettings, Settings
 
 from .conftest import GitRemote, git, unique
 from .webhook_helpers import LiveService, fixture, github_post, wait_for

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from reconciler.desired import PullRequestView, select_pull_requests
-from reconciler.model import Ref
+from reconciler.core.desired import PullRequestView, select_pull_requests
+from reconciler.core.model import Ref
+from reconciler.core.settings import PullRequestSettings, RepoSettings, Settings
 from reconciler.runtime.memory import MemoryRuntime
-from reconciler.settings import PullRequestSettings, RepoSettings, Settings
 
 from .conftest import GitRemote, git
 from .webhook_helpers import LiveService, fixture, github_post, gitlab_post

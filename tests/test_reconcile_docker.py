@@ -9,11 +9,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from reconciler.controller import Controller
-from reconciler.model import ActionOp
+from reconciler.core.model import ActionOp
+from reconciler.core.settings import RepoSettings, Settings
+from reconciler.gitops.controller import Controller
 from reconciler.runtime.docker import DockerRuntime
-from reconciler.settings import RepoSettings, Settings
-from reconciler.store import Store
+from reconciler.storage.store import Store
 
 from .conftest import RUN_ID, GitRemote, unique
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler.crontab import parse_crontab
-from reconciler.jobs import Handle, Job, Outcome
-from reconciler.model import CronSettings
-from reconciler.scheduler import Scheduler, Target, jitter_offset
-from reconciler.store import Store
+from reconciler.core.crontab import parse_crontab
+from reconciler.core.model import CronSettings
+from reconciler.cron.jobs import Handle, Job, Outcome
+from reconciler.cron.scheduler import Scheduler, Target, jitter_offset
+from reconciler.storage.store import Store
 
 
 class Clock:
@@ -436,7 +436,7 @@ def test_a_burst_is_claimed_in_one_go_and_every_firing_runs_once(store: Store) -
 
 
 def test_claim_many_leaves_out_firings_claimed_elsewhere(store: Store) -> None:
-    from reconciler.runlog import Claim
+    from reconciler.storage.runlog import Claim
 
     def c(entry: str, at: float) -> Claim:
         return Claim("r", "e", entry, 1, "* * * * *", "x", "schedule", at, 1, at)
@@ -449,7 +449,7 @@ def test_claim_many_leaves_out_firings_claimed_elsewhere(store: Store) -> None:
 
 
 def test_finishes_are_written_in_batches_and_flush_waits_for_them(store: Store) -> None:
-    from reconciler.runlog import Claim
+    from reconciler.storage.runlog import Claim
 
     claims = [
         Claim("r", "e", f"x{i}", 1, "* * * * *", "c", "schedule", 1.0, 1, 1.0) for i in range(300)
@@ -493,7 +493,7 @@ def test_a_crash_after_claiming_ahead_gives_the_claim_back_and_catches_up_once(
 def test_a_failing_batch_of_writes_is_retried_one_by_one(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler.runlog import Claim, RunLog
+    from reconciler.storage.runlog import Claim, RunLog
 
     ids = store.runs.claim_many(
         [Claim("r", "e", f"x{i}", 1, "* * * * *", "c", "schedule", 1.0, 1, 1.0) for i in range(3)],
@@ -509,7 +509,7 @@ def test_a_failing_batch_of_writes_is_retried_one_by_one(
         real(self, conn, batch)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RunLog, "_write", flaky)
-    monkeypatch.setattr("reconciler.runlog.time.sleep", lambda _s: None)
+    monkeypatch.setattr("reconciler.storage.runlog.time.sleep", lambda _s: None)
     for rid in ids:
         assert rid is not None
         store.runs.finish_later(rid, "succeeded", 0, "", "", None, 2.0, 3.0)

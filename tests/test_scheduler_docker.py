@@ -13,8 +13,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from reconciler.core.settings import RepoSettings, SchedulerSettings, Settings
 from reconciler.runtime.docker import DockerRuntime
-from reconciler.settings import RepoSettings, SchedulerSettings, Settings
 
 from .conftest import GitRemote, unique
 from .webhook_helpers import LiveService, wait_for

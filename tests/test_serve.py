@@ -30,7 +30,7 @@ def free_port() -> int:
 
 def hoody(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "reconciler.cli.main", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -89,7 +89,7 @@ def test_serve_runs_the_example_and_a_local_commit_deploys_without_webhook(
         [
             sys.executable,
             "-m",
-            "reconciler.cli",
+            "reconciler.cli.main",
             "--config",
             str(config),
             "serve",
@@ -147,7 +147,7 @@ def test_serve_runs_the_example_and_a_local_commit_deploys_without_webhook(
 
 def test_validate_reports_file_and_line_and_passes_the_example(tmp_path: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "validate", str(ROOT / "examples" / "demo")],
+        [sys.executable, "-m", "reconciler.cli.main", "validate", str(ROOT / "examples" / "demo")],
         capture_output=True,
         text=True,
     )
@@ -159,7 +159,7 @@ def test_validate_reports_file_and_line_and_passes_the_example(tmp_path: Path) -
     )
     (bad / ".hoody" / "crontab").write_text("* * * * * echo ok\n61 * * * * echo bad\n")
     out = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "validate", str(bad)],
+        [sys.executable, "-m", "reconciler.cli.main", "validate", str(bad)],
         capture_output=True,
         text=True,
     )

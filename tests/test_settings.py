@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ConfigError
-from reconciler.settings import load_settings, parse_settings
+from reconciler.core.errors import ConfigError
+from reconciler.core.settings import load_settings, parse_settings
 
 
 def test_full_example_loads_and_expands_variables(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.settings import parse_settings
+from reconciler.core.settings import parse_settings
 
 
 def test_every_top_level_section_is_accepted() -> None:
@@ -35,7 +35,7 @@ def test_every_top_level_section_is_accepted() -> None:
 def test_claim_ahead_is_bounded() -> None:
     import pytest
 
-    from reconciler.settings import ConfigError
+    from reconciler.core.settings import ConfigError
 
     with pytest.raises(ConfigError, match=r"scheduler\.claim_ahead"):
         parse_settings({"scheduler": {"claim_ahead": "5m"}}, Path("/"), environ={})
@@ -45,8 +45,8 @@ def test_claim_ahead_is_bounded() -> None:
 def test_database_url_defaults_to_sqlite_in_the_state_dir_and_takes_postgresql() -> None:
     import pytest
 
-    from reconciler.settings import ConfigError
-    from reconciler.store import make_engine
+    from reconciler.core.settings import ConfigError
+    from reconciler.storage.store import make_engine
 
     default = parse_settings({"state_dir": "/srv/hoody"}, Path("/"), environ={})
     assert default.database_url == "sqlite:////srv/hoody/hoody.db"

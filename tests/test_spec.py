@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.errors import SpecError, SpecErrors
-from reconciler.model import BuildSpec, CronSettings, HealthCheck, Resources
-from reconciler.spec import (
+from reconciler.core.errors import SpecError, SpecErrors
+from reconciler.core.model import BuildSpec, CronSettings, HealthCheck, Resources
+from reconciler.core.spec import (
     BIND_MOUNT,
     HOST_POWER,
     parse_app_spec,

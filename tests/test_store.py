@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from reconciler.store import Store
+from reconciler.storage.store import Store
 
 
 def test_delivery_ids_are_remembered_across_a_restart(database_url: str) -> None:

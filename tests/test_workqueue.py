@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from reconciler.workqueue import WorkQueue
+from reconciler.gitops.workqueue import WorkQueue
 
 
 class Clock:

@@ -18,11 +18,11 @@ from typing import Any
 
 import waitress
 
-from reconciler.app import create_app
+from reconciler.core.settings import Settings
+from reconciler.http.app import create_app
 from reconciler.runtime import Runtime
-from reconciler.service import Service
-from reconciler.settings import Settings
-from reconciler.store import Store
+from reconciler.serve.service import Service
+from reconciler.storage.store import Store
 
 # Real provider payloads, copied verbatim from ../shared/fixtures (see tests/fixtures/).
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"

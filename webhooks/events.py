@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError
 
 # GitEvent.kind values
 PUSH = "push"

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import ConfigError
-from .base import (
+from reconciler.core.errors import ConfigError
+from reconciler.providers.base import (
     MARKER,
     STATUS_CONTEXT,
     ProviderClient,
@@ -29,8 +29,8 @@ from .base import (
     PullRequestInfo,
     Transport,
 )
-from .github import GiteaClient, GitHubClient
-from .gitlab import GitLabClient
+from reconciler.providers.github import GiteaClient, GitHubClient
+from reconciler.providers.gitlab import GitLabClient
 
 __all__ = [
     "MARKER",

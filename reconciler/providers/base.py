@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
-from ..errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError
 
 log = logging.getLogger("reconciler.providers")
 T = TypeVar("T")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from .base import (
+from reconciler.providers.base import (
     MAX_PAGES,
     STATUS_CONTEXT,
     CommentClient,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from ..model import (
+from reconciler.core.model import (
     LABEL_COMMIT,
     LABEL_ENV,
     LABEL_MANAGED,
@@ -23,7 +23,7 @@ from ..model import (
     ObservedEnvironment,
     Resources,
 )
-from ..naming import container_name
+from reconciler.core.naming import container_name
 
 Progress = Callable[[str], None]
 

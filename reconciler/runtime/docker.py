@@ -21,14 +21,14 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
-from ..errors import NameConflict, RuntimeFailure, RuntimeUnavailable
-from ..model import (
+from reconciler.core.errors import NameConflict, RuntimeFailure, RuntimeUnavailable
+from reconciler.core.model import (
     LABEL_ENV,
     LABEL_MANAGED,
     LABEL_REPO,
     ObservedEnvironment,
 )
-from . import (
+from reconciler.runtime import (
     BuildRequest,
     ContainerSpec,
     ContainerState,

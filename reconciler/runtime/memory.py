@@ -12,14 +12,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from ..errors import NameConflict, RuntimeFailure, RuntimeUnavailable
-from ..model import (
+from reconciler.core.errors import NameConflict, RuntimeFailure, RuntimeUnavailable
+from reconciler.core.model import (
     LABEL_ENV,
     LABEL_MANAGED,
     LABEL_REPO,
     ObservedEnvironment,
 )
-from . import (
+from reconciler.runtime import (
     BuildRequest,
     ContainerSpec,
     ContainerState,

@@ -1,0 +1,1 @@
+"""The `hoody` command line."""

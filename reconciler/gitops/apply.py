@@ -1,0 +1,271 @@
+"""Carry out one Action against the runtime.
+
+create = network, volumes, containers, wait until healthy.
+update = blue/green per changed service: the new container starts under a temporary
+         name and must become healthy before the old one is removed and the new one takes
+         the canonical name; if it never does, it is removed and the old one keeps running.
+remove = containers, network, volumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from reconciler.core.errors import HealthTimeout, RuntimeFailure
+from reconciler.core.model import (
+    LABEL_COMMIT,
+    LABEL_ENV,
+    LABEL_MANAGED,
+    LABEL_REF,
+    LABEL_REPO,
+    LABEL_SERVICE,
+    LABEL_SPEC_HASH,
+    DesiredEnvironment,
+    DesiredService,
+    ObservedEnvironment,
+)
+from reconciler.core.naming import container_name, network_name, next_container_name, volume_name
+from reconciler.gitops.git import Mirror
+from reconciler.runtime import BuildRequest, ContainerSpec, Progress, Runtime
+
+log = logging.getLogger(__name__)
+
+
+def env_labels(env: DesiredEnvironment) -> dict[str, str]:
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_REPO: env.repo,
+        LABEL_ENV: env.name,
+        LABEL_REF: env.ref.name,
+        LABEL_COMMIT: env.commit,
+        LABEL_SPEC_HASH: env.spec_hash,
+    }
+
+
+def service_labels(env: DesiredEnvironment, svc: DesiredService) -> dict[str, str]:
+    return {**env_labels(env), LABEL_SERVICE: svc.name, LABEL_SPEC_HASH: svc.spec_hash}
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    url: str | None
+    ports: Mapping[str, Mapping[int, int]]  # service -> container port -> host port
+
+
+class Applier:
+    def __init__(
+        self,
+        runtime: Runtime,
+        mirrors: Callable[[str], Mirror],
+        publish_host: str = "127.0.0.1",
+        url_template: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.mirrors = mirrors
+        self.publish_host = publish_host
+        self.url_template = url_template
+        self.sleep = sleep
+        self.clock = clock
+
+    # -- the three operations --------------------------------------------------------
+
+    def create(self, env: DesiredEnvironment, progress: Progress) -> ApplyResult:
+        self._prepare(env, list(env.services), progress)
+        started = {}
+        for svc in env.services.values():
+            cid = self.runtime.create_container(
+                self._container(env, svc, container_name(env.name, svc.name))
+            )
+            self.runtime.start_container(cid)
+            started[svc.name] = cid
+        for name, cid in started.items():
+            self.wait_healthy(env, env.services[name], cid, progress)
+        return self.result(env)
+
+    def update(
+        self,
+        env: DesiredEnvironment,
+        observed: ObservedEnvironment,
+        services: list[str],
+        progress: Progress,
+    ) -> ApplyResult:
+        # Leftovers of an interrupted swap go first: they are never the live version.
+        for c in observed.containers:
+            if c.role:
+                progress(f"removing leftover container {c.name}")
+                self.runtime.remove_container(c.id)
+        self._prepare(env, services, progress)
+        restarted, fresh = [], {}
+        try:
+            for name in services:
+                svc = env.services[name]
+                live = [c for c in observed.service_containers(name) if not c.role]
+                if len(live) == 1 and live[0].spec_hash == svc.spec_hash:
+                    progress(f"{name}: starting stopped container {live[0].name}")
+                    self.runtime.start_container(live[0].id)
+                    restarted.append((svc, live[0].id))
+                    continue
+                if not live:  # nothing to keep running: start under the canonical name
+                    cname = container_name(env.name, name)
+                else:
+                    cname = next_container_name(env.name, name, svc.spec_hash)
+                cid = self.runtime.create_container(self._container(env, svc, cname))
+                fresh[name] = cid
+                self.runtime.start_container(cid)
+            for svc, cid in restarted:
+                self.wait_healthy(env, svc, cid, progress)
+            for name, cid in fresh.items():
+                self.wait_healthy(env, env.services[name], cid, progress)
+        except Exception:
+            for name, cid in fresh.items():
+                if observed.service_containers(name):  # the old one keeps serving
+                    self._quietly_remove(cid)
+            raise
+        # All new versions are healthy: retire the old ones, then take the names.
+        for name, cid in fresh.items():
+            for old in observed.service_containers(name):
+                if not old.role:
+                    progress(f"{name}: removing previous container {old.id[:12]}")
+                    self.runtime.remove_container(old.id)
+            canonical = container_name(env.name, name)
+            if self.runtime.inspect_container(cid).name != canonical:
+                self.runtime.rename_container(cid, canonical)
+        for c in observed.containers:
+            if c.service not in env.services and not c.role:
+                progress(f"removing container {c.name}: service {c.service} is gone")
+                self.runtime.remove_container(c.id)
+        return self.result(env)
+
+    def remove(self, observed: ObservedEnvironment, progress: Progress) -> None:
+        for c in observed.containers:
+            progress(f"removing container {c.name}")
+            self.runtime.remove_container(c.id)
+        for n in observed.networks:
+            self.runtime.remove_network(n)
+        for v in observed.volumes:
+            progress(f"removing volume {v}")
+            self.runtime.remove_volume(v)
+
+    # -- pieces ------------------------------------------------------------------------
+
+    def _prepare(self, env: DesiredEnvironment, services: list[str], progress: Progress) -> None:
+        for name in services:
+            self.ensure_image(env, env.services[name], progress)
+        labels = env_labels(env)
+        self.runtime.ensure_network(network_name(env.name), labels)
+        for svc in env.services.values():
+            for vol in svc.spec.volumes:
+                self.runtime.ensure_volume(volume_name(env.name, vol), labels)
+
+    def ensure_image(
+        self, env: DesiredEnvironment, svc: DesiredService, progress: Progress
+    ) -> None:
+        if self.runtime.has_image(svc.image):
+            return
+        build = svc.spec.build
+        if build is None:
+            self.runtime.pull_image(svc.image, progress)
+            return
+        mirror = self.mirrors(env.repo)
+        commit, context = env.commit, build.context
+        request = BuildRequest(
+            context=lambda: mirror.archive(commit, context),
+            dockerfile=build.dockerfile,
+            args=build.args,
+            labels={LABEL_MANAGED: "true", LABEL_REPO: env.repo, LABEL_COMMIT: commit},
+        )
+        self.runtime.build_image(svc.image, request, progress)
+
+    def _container(self, env: DesiredEnvironment, svc: DesiredService, name: str) -> ContainerSpec:
+        spec = svc.spec
+        return ContainerSpec(
+            name=name,
+            image=svc.image,
+            labels=service_labels(env, svc),
+            network=network_name(env.name),
+            alias=svc.name,
+            command=spec.command,
+            entrypoint=spec.entrypoint,
+            env=svc.env,
+            ports=spec.ports,
+            publish_host=self.publish_host,
+            volumes={volume_name(env.name, v): path for v, path in spec.volumes.items()},
+            resources=spec.resources,
+            user=spec.user,
+            working_dir=spec.working_dir,
+        )
+
+    def wait_healthy(
+        self, env: DesiredEnvironment, svc: DesiredService, cid: str, progress: Progress
+    ) -> None:
+        """Probe fast at first (a container is often ready in milliseconds), backing off to
+        the check's interval; fail early when the container exits."""
+        hc = svc.spec.healthcheck
+        start_period = hc.start_period if hc else 30.0
+        deadline = self.clock() + start_period
+        delay, last = 0.02, "not probed yet"
+        progress(f"{svc.name}: waiting until healthy")
+        while True:
+            state = self.runtime.inspect_container(cid)
+            if not state.running:
+                logs = self.runtime.logs(cid, tail=10).strip()
+                raise HealthTimeout(
+                    f"{svc.name}: container {state.status} (exit code {state.exit_code})"
+                    + (f"; last output:\n{logs}" if logs else "")
+                )
+            if hc is None:
+                ok, last = True, "running"
+            elif hc.command:
+                res = self.runtime.exec(cid, list(hc.command), timeout=hc.timeout)
+                ok, last = res.exit_code == 0, f"command exited {res.exit_code}"
+            else:
+                port = hc.port or (svc.spec.ports[0] if svc.spec.ports else 80)
+                ok, last = self.runtime.probe_http(
+                    cid, port, hc.http or "/", hc.timeout, self.publish_host
+                )
+            if ok:
+                progress(f"{svc.name}: healthy ({last})")
+                return
+            if self.clock() >= deadline:
+                raise HealthTimeout(
+                    f"{svc.name}: not healthy after {start_period:.0f}s; last probe: {last}"
+                )
+            self.sleep(delay)
+            delay = min(delay * 1.5, hc.interval if hc else 1.0)
+
+    def result(self, env: DesiredEnvironment) -> ApplyResult:
+        observed = self.runtime.observe(env.repo).get(env.name)
+        ports: dict[str, dict[int, int]] = {}
+        if observed:
+            for c in observed.containers:
+                if not c.role:
+                    ports[c.service] = dict(c.ports)
+        return ApplyResult(self.url_for(env.name, env, ports), ports)
+
+    def url_for(
+        self, name: str, env: DesiredEnvironment | None, ports: Mapping[str, Mapping[int, int]]
+    ) -> str | None:
+        if self.url_template:
+            return self.url_template.format(env=name)
+        order = list(env.services) if env else sorted(ports)
+        for svc in order:
+            published = ports.get(svc) or {}
+            spec_ports = env.services[svc].spec.ports if env else tuple(sorted(published))
+            for p in spec_ports:
+                if p in published:
+                    host = (
+                        "127.0.0.1" if self.publish_host in ("0.0.0.0", "") else self.publish_host
+                    )
+                    return f"http://{host}:{published[p]}"
+        return None
+
+    def _quietly_remove(self, cid: str) -> None:
+        try:
+            self.runtime.remove_container(cid)
+        except RuntimeFailure as e:
+            log.warning("could not remove failed new container %s: %s", cid[:12], e)

@@ -1,0 +1,84 @@
+"""Wiring: `create_app(settings, service)` builds the one Flask app that `hoody serve`
+runs — webhooks, the API, the dashboard, metrics and health. No logic lives here."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.settings import Settings
+from reconciler.http.api import create_api, error_response
+from reconciler.http.openapi import document
+from reconciler.serve.intake import WebhookIntake
+from reconciler.serve.metrics import CONTENT_TYPE
+from reconciler.serve.service import Service
+from webhooks import create_blueprint
+
+
+def create_app(settings: Settings, service: Service) -> Flask:
+    app = Flask("hoody")
+    app.config["HOODY_SETTINGS"] = settings
+    app.extensions["hoody"] = service
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    app.register_blueprint(
+        create_blueprint(WebhookIntake(settings, service.store, service.trigger))
+    )
+    app.register_blueprint(create_api(service))
+    from reconciler.http.dashboard import create_dashboard
+
+    app.register_blueprint(create_dashboard(service))
+
+    @app.after_request
+    def count_deliveries(resp: Response) -> Response:
+        if request.path.startswith("/webhooks/"):
+            repo = settings.repo(request.path.split("/")[2])
+            provider = repo.provider if repo else "unknown"
+            service.metrics.deliveries.labels(provider, str(resp.status_code)).inc()
+        return resp
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Any:
+        return error_response(
+            e.code or 500, (e.name or "error").lower().replace(" ", "_"), e.description or ""
+        )
+
+    @app.get("/api/v1/openapi.json")
+    def openapi() -> Any:
+        return jsonify(document())
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        checks: dict[str, str] = {}
+        try:
+            service.store.ping()
+            checks["store"] = "ok"
+        except Exception as e:  # noqa: BLE001 — reported, not raised
+            checks["store"] = f"failed: {e}"
+        try:
+            service.runtime.ping()
+            checks["docker"] = "ok"
+        except ReconcilerError as e:
+            checks["docker"] = f"failed: {e}"
+        bad = [r for r, res in service.last_result.items() if not res.ok]
+        checks["last_pass"] = "ok" if not bad else f"failed for {', '.join(sorted(bad))}"
+        ok = all(v == "ok" for v in checks.values())
+        return jsonify(
+            {"status": "ready" if ok else "not ready", "checks": checks, "time": time.time()}
+        ), (200 if ok else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(
+            service.metrics.render(), mimetype=None, headers={"Content-Type": CONTENT_TYPE}
+        )
+
+    return app

@@ -1,0 +1,221 @@
+"""The long-running part of `hoody serve`: workers draining the queue, the poll timer,
+and watchfiles watches on local repositories. Triggers (webhooks, polls, watches, the
+API) only ever add a repo to the queue; passes do the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.crontab import CronEntry
+from reconciler.core.settings import RepoSettings, Settings
+from reconciler.cron.jobs import DockerJobRunner, Outcome
+from reconciler.cron.scheduler import Scheduler
+from reconciler.cron.sync import ScheduleSync
+from reconciler.gitops.controller import Controller, PassResult
+from reconciler.gitops.workqueue import WorkQueue
+from reconciler.runtime import Runtime
+from reconciler.serve.feedback import Feedback
+from reconciler.serve.metrics import Gauges, Metrics
+from reconciler.serve.notify import Notifier
+from reconciler.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def scheduler_owner(state_dir: Path) -> str:
+    """A stable id for this service's scheduler: a restart recognises its own runs."""
+    path = state_dir / "scheduler.id"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(8))
+    return path.read_text().strip()
+
+
+def watch_paths(repo: RepoSettings) -> list[Path]:
+    """The directory whose changes mean "refs moved" for a local repository."""
+    root = Path(repo.url)
+    git_dir = root / ".git" if (root / ".git").is_dir() else root
+    return [git_dir] if git_dir.is_dir() else []
+
+
+def _is_ref_change(path: str) -> bool:
+    if path.endswith(".lock"):
+        return False
+    return "/refs/" in path or path.endswith(("packed-refs", "HEAD"))
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        runtime: Runtime,
+        controller: Controller | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.runtime = runtime
+        self._clients: dict[str, Any] = {}
+        self.notifier = Notifier(settings.notify)
+        self.controller = controller or Controller(
+            settings, store, runtime, provider_client=self.provider_client
+        )
+        self.feedback: Feedback | None = None
+        if any(r.api_token for r in settings.repos):
+            self.feedback = Feedback(settings, self.provider_client)
+            self.controller.listeners.append(self.feedback)
+        sched = settings.scheduler
+        self.scheduler = Scheduler(
+            store.runs,
+            DockerJobRunner(runtime, grace=sched.kill_grace),
+            owner=scheduler_owner(settings.state_dir),
+            notify=self._scheduler_note,
+            workers=sched.workers,
+            per_env=sched.per_env,
+            shutdown_grace=sched.shutdown_grace,
+            lead=sched.claim_ahead,
+        )
+        self.schedules = ScheduleSync(self.scheduler, self._scheduler_note, store)
+        self.controller.on_applied.append(self.schedules.applied)
+        self.controller.on_removed.append(self.schedules.removed)
+        self.controller.problems.append(self.schedules.errors.get)
+        self.queue = WorkQueue(min_interval=settings.min_pass_interval)
+        self.metrics = Metrics()
+        self.metrics.attach(
+            Gauges(
+                statuses=lambda: [row["status"] for row in self.store.environments()],
+                queue_depth=self.queue.depth,
+                schedule_entries=lambda: sum(
+                    len(t.entries) for t in list(self.scheduler.tables.values())
+                ),
+                provider_errors=lambda: self.feedback.errors if self.feedback else 0,
+            )
+        )
+        self.controller.on_action.append(
+            lambda op, result: self.metrics.actions.labels(op, result).inc()
+        )
+        self.scheduler.on_fire.append(self.metrics.lateness.observe)
+        self.scheduler.on_run_finished.append(self._run_finished)
+        self.scheduler.on_run_finished.append(self.notifier.run_finished)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.passes: dict[str, int] = {}
+        self.last_result: dict[str, PassResult] = {}
+
+    def _run_finished(
+        self, repo: str, env: str, entry: CronEntry, trigger: str, outcome: Outcome
+    ) -> None:
+        self.metrics.firings.labels(outcome.status).inc()
+        self.metrics.job_seconds.observe(outcome.duration)
+
+    def _scheduler_note(
+        self, repo: str, env: str | None, kind: str, message: str, level: str
+    ) -> None:
+        self.controller.note(repo, env, kind, message, level=level, force=True)
+        self.notifier.event(repo, env, kind, message, level)
+
+    def provider_client(self, repo: RepoSettings) -> Any:
+        """One REST client per repo, for listing open PRs and for PR feedback."""
+        from reconciler.providers import make_client
+
+        if repo.name not in self._clients:
+            assert repo.api_url and repo.api_token and repo.repository
+            self._clients[repo.name] = make_client(
+                repo.provider, repo.api_url, repo.api_token, repo.repository
+            )
+        return self._clients[repo.name]
+
+    def trigger(self, repo: str, reason: str = "") -> None:
+        log.debug("[%s] queued: %s", repo, reason)
+        self.queue.add(repo)
+
+    def start(self, watch: bool = True) -> None:
+        if self.feedback:
+            self.feedback.start()
+        self.scheduler.start()
+        self.notifier.start()
+        for repo in self.settings.repos:  # a full pass at once
+            self.queue.add(repo.name)
+        workers = max(1, min(len(self.settings.repos), 4))
+        for i in range(workers):
+            self._spawn(f"reconcile-{i}", self._work)
+        self._spawn("poll", self._poll)
+        if watch:
+            for repo in self.settings.repos:
+                if repo.is_local:
+                    self._spawn(f"watch-{repo.name}", self._watch, repo)
+
+    def _spawn(self, name: str, target: object, *args: object) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)  # type: ignore[arg-type]
+        t.start()
+        self._threads.append(t)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None:
+                continue
+            result: PassResult | None = None
+            started = time.monotonic()
+            try:
+                result = self.controller.reconcile(key)
+                self.last_result[key] = result
+            except Exception:
+                log.exception("[%s] pass crashed", key)
+            finally:
+                self.passes[key] = self.passes.get(key, 0) + 1
+                ok = result is not None and result.ok
+                self.metrics.passes.labels(key, "ok" if ok else "error").inc()
+                self.metrics.pass_seconds.labels(key).observe(time.monotonic() - started)
+                self.queue.done(key, result.requeue_after if result else 30.0)
+
+    def _poll(self) -> None:
+        due = {r.name: time.monotonic() + r.poll_interval for r in self.settings.repos}
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            for repo in self.settings.repos:
+                if repo.poll_interval > 0 and now >= due[repo.name]:
+                    due[repo.name] = now + repo.poll_interval
+                    self.queue.add(repo.name)
+
+    def _watch(self, repo: RepoSettings) -> None:
+        from watchfiles import watch
+
+        paths = watch_paths(repo)
+        if not paths:
+            log.warning("[%s] %s is not a local git directory; not watched", repo.name, repo.url)
+            return
+        try:
+            for _changes in watch(
+                *paths,
+                watch_filter=lambda _c, p: _is_ref_change(p),
+                stop_event=self._stop,
+                debounce=100,
+                step=20,
+                rust_timeout=500,
+                yield_on_timeout=False,
+                raise_interrupt=False,
+            ):
+                self.trigger(repo.name, "local refs changed")
+        except Exception:
+            log.exception("[%s] watch stopped; polling continues", repo.name)
+
+    def idle(self) -> bool:
+        return not self.queue.busy()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.scheduler.stop()
+        self.notifier.stop()
+        if self.feedback:
+            self.feedback.stop()
+        self.queue.shutdown()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reconciler.core.model import ActionOp
-from reconciler.core.settings import RepoSettings, Settings
+from reconciler.core.settings import DatabaseSettings, RepoSettings, Settings
 from reconciler.gitops.controller import Controller
 from reconciler.runtime.memory import MemoryRuntime
 from reconciler.storage.store import Store
@@ -25,7 +25,8 @@ def make(
     settings = Settings(
         state_dir=tmp_path / "state",
         repos=(RepoSettings(name="shop", url=str(remote.bare), **kw),),  # type: ignore[arg-type]
-        database=database_url,  # every test here runs on SQLite and on PostgreSQL
+        # every test here runs on SQLite and on PostgreSQL
+        database=DatabaseSettings(url=database_url),
     )
     return Controller(settings, Store(settings.database_url), runtime), runtime
 

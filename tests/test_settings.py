@@ -56,6 +56,30 @@ repos:
         ),
         ({"repos": [{"name": "a", "url": "x", "provider": "svn"}]}, "repos[0].provider", "one of"),
         ({"extra": 1}, "extra", "unknown"),
+        ({"server": {"port": 70000}}, "server.port", "between 0 and 65535"),
+        ({"repos": [{"name": "a", "url": ""}]}, "repos[0].url", "required"),
+        (
+            {"repos": [{"name": "a", "url": "x", "branches": ["main", ""]}]},
+            "repos[0].branches[1]",
+            "non-empty glob pattern",
+        ),
+        (
+            {"repos": [{"name": "a", "url": "x", "branches": ["main", 3]}]},
+            "repos[0].branches[1]",
+            "expected a string, got int",
+        ),
+        (
+            {"repos": [{"name": "a", "url": "x", "prune": {"max_fraction": 2}}]},
+            "repos[0].prune.max_fraction",
+            "between 0 and 1",
+        ),
+        (
+            {"repos": [{"name": "a", "url": "x", "pull_requests": {"expire_after": "soon"}}]},
+            "repos[0].pull_requests.expire_after",
+            "not a duration",
+        ),
+        ({"notify": ["json://a/b", "mailto"]}, "notify[1]", "Apprise URL"),
+        ({"scheduler": {"per_env": True}}, "scheduler.per_env", "boolean"),
     ],
 )
 def test_errors_name_the_key_path(data: dict, path: str, message: str) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.core.crontab import CronEntry, Crontab
+from reconciler.core.errors import ExportError as ExportError  # re-exported: exporters.ExportError
 from reconciler.core.model import AppSpec, ServiceSpec
 from reconciler.core.naming import slugify
 
@@ -26,10 +27,6 @@ from .templating import Var
 
 WARNINGS_FILE = "HOODY-EXPORT-WARNINGS.txt"
 ENV_EXAMPLE = ".env.example"
-
-
-class ExportError(Exception):
-    """The export cannot be produced at all (unknown format, unreadable spec)."""
 
 
 @dataclass(frozen=True)

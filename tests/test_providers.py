@@ -367,6 +367,7 @@ def test_github_403_is_not_retried(api: FakeApi, sleeps: Sleeps) -> None:
         f"GET {path}: HTTP 403 Forbidden: Resource not accessible by integration"
     )
     assert exc.value.status == 403
+    assert not exc.value.retryable  # a 4xx waits for a change (token, configuration)
 
 
 def test_github_read_timeout_is_retried(api: FakeApi, sleeps: Sleeps) -> None:
@@ -391,7 +392,7 @@ def test_connection_refused_is_retried_then_fails_without_token(
     assert sleeps == [0.5, 1.0, 2.0]
     assert str(exc.value).startswith(f"POST /api/v1/repos/acme/app/statuses/{SHA}: ")
     assert "ConnectionError" in str(exc.value)
-    assert exc.value.status is None
+    assert exc.value.status is None and exc.value.retryable  # no answer: try again later
     assert TOKEN not in str(exc.value)
     assert TOKEN not in caplog.text
 
@@ -426,8 +427,9 @@ def test_github_shape_surprises_are_provider_errors(
     api: FakeApi, sleeps: Sleeps, reply: Reply
 ) -> None:
     api.on("GET", f"{GH}/pulls?state=open&per_page=100", reply)
-    with pytest.raises(ProviderError, match=r"unexpected API response|not JSON"):
+    with pytest.raises(ProviderError, match=r"unexpected API response|not JSON") as exc:
         client(api, "github", sleeps).open_pull_requests()
+    assert not exc.value.retryable  # the same answer would come again
 
 
 def test_github_comment_shape_surprise(api: FakeApi, sleeps: Sleeps) -> None:
@@ -443,9 +445,10 @@ def test_link_to_another_origin_is_refused(api: FakeApi, sleeps: Sleeps) -> None
         first,
         Reply(body=[gh_pull(1)], headers={"Link": '<http://evil.example/steal>; rel="next"'}),
     )
-    with pytest.raises(ProviderError, match="another origin"):
+    with pytest.raises(ProviderError, match="another origin") as exc:
         client(api, "github", sleeps).open_pull_requests()
     assert api.calls() == [("GET", first)]
+    assert not exc.value.retryable
 
 
 def test_same_origin_redirect_is_followed(api: FakeApi, sleeps: Sleeps) -> None:

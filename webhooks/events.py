@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.core.errors import ReconcilerError
+# Re-exported: the parsers and `webhooks` name them from here; they live in the one tree.
+from reconciler.core.errors import MalformedPayload as MalformedPayload
+from reconciler.core.errors import SignatureError as SignatureError
+from reconciler.core.errors import WebhookError as WebhookError
 
 # GitEvent.kind values
 PUSH = "push"
@@ -68,19 +71,3 @@ def ignored(
         ref=ref,
         ignored_reason=reason,
     )
-
-
-class WebhookError(ReconcilerError):
-    """Base of every error a webhook delivery can be refused with."""
-
-
-class SignatureError(WebhookError):
-    """The delivery is not authenticated: signature or token missing, malformed or wrong."""
-
-
-class MalformedPayload(WebhookError):
-    """The delivery is authenticated but cannot be understood. `reason` names the field."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import MAXYEAR, UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 
+from reconciler.core.errors import ExprError
+
 FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -66,14 +68,6 @@ MACROS = {
 HORIZON_YEARS = 50
 _MINUTE = timedelta(minutes=1)
 _SIXTH = re.compile(r"[0-9*?]+|\d*L|\d+W|LW|\d#\d|" + "|".join(MONTH_NAMES + DOW_NAMES))
-
-
-class ExprError(ValueError):
-    """Problems in a schedule: a list of (field name or None, message)."""
-
-    def __init__(self, problems: list[tuple[str | None, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in problems))
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,56 @@
-"""One exception tree for the whole service.
+"""One exception tree for the whole service; it is also the retry contract.
 
-    ReconcilerError
-    ├── ConfigError            hoody.yaml is wrong (names the key path)
-    ├── SpecError              a branch file is wrong (names file, line and field)
-    │   └── SpecErrors         several SpecError at once (a whole file's problems)
-    ├── GitError               fetch / read failed            (retryable)
-    ├── RuntimeUnavailable     the container engine cannot be reached (retryable)
-    ├── RuntimeFailure         the engine refused an operation (terminal for this apply)
-    │   ├── NameConflict       an object we did not create holds the name we need
-    │   └── HealthTimeout      a new version never became healthy
-    └── PlanRefused            a pass was stopped by a guard (mass prune)
+    ReconcilerError                                                 retried, first after
+    ├── ConfigError            hoody.yaml is wrong (names the key path)        no
+    ├── SpecError              a branch file is wrong (file, line and field)   no
+    │   └── SpecErrors         several SpecError at once (a whole file)        no
+    ├── BadValue               one value is wrong; its reader adds the place   no
+    ├── ExprError              a cron schedule is wrong ((field, message)s)    no
+    ├── GitError               fetch / read failed                             yes, 15 s
+    ├── RuntimeUnavailable     the container engine cannot be reached          yes, 10 s
+    ├── RuntimeFailure         the engine refused an operation (`status`)      no
+    │   ├── NameConflict       an object we did not create holds the name      no
+    │   └── HealthTimeout      a new version never became healthy              no
+    ├── ProviderError          a provider API call failed or was unreadable    no answer, 429,
+    │                                                                          5xx: 30 s
+    ├── UnknownEnvironment     no environment of that name has a schedule      no
+    ├── WebhookError           a webhook delivery is refused                   no
+    │   ├── SignatureError     not authenticated
+    │   └── MalformedPayload   authenticated but not understood (`reason`)
+    ├── ExportError            an export cannot be produced at all             no
+    └── ApiError               an API request is refused (HTTP status, code)   no
 
-`retryable` is on the type: the controller backs off and tries again on retryable
-errors; terminal ones are reported on the environment and wait for a new commit.
+`retryable` and `retry_after` are on the type (ProviderError decides per instance, from
+the HTTP status). `retry_delay(error)` is what the serve loop reads: a pass that failed
+with a retryable error is queued again after `retry_after`, doubled for each further
+consecutive failure of that repo up to a cap, and the count resets on a pass that has
+nothing to retry. A terminal error is reported on the environment and waits for a new
+commit (or the next poll or webhook). An error outside the tree (a bug, an OS error) ends
+the pass and is retried after `UNEXPECTED_RETRY_AFTER`: a pass only reads before it acts,
+so running it again is safe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+DEFAULT_RETRY_AFTER = 30.0  # a retryable type that names no delay of its own
+UNEXPECTED_RETRY_AFTER = 30.0  # an exception outside the tree
 
 
 class ReconcilerError(Exception):
-    retryable = False
+    retryable: bool = False
+    retry_after: float | None = None  # seconds before the first retry (when retryable)
+
+
+def retry_delay(error: BaseException) -> float | None:
+    """Seconds before the first retry of a pass that failed with `error`; None: terminal."""
+    if not isinstance(error, ReconcilerError):
+        return UNEXPECTED_RETRY_AFTER
+    if not error.retryable:
+        return None
+    return error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
 
 
 class ConfigError(ReconcilerError):
@@ -66,16 +95,37 @@ class SpecErrors(SpecError):
         return "\n".join(e.render() for e in self.errors)
 
 
+class BadValue(ReconcilerError):
+    """One value is wrong. Raised by converters that see only the value; whoever holds its
+    node and field path turns it into a SpecError with file, line and field."""
+
+
+class ExprError(ReconcilerError):
+    """Problems in a schedule: a list of (field name or None, message). The crontab
+    reader adds the file and line."""
+
+    def __init__(self, problems: list[tuple[str | None, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in problems))
+
+
 class GitError(ReconcilerError):
     retryable = True
+    retry_after = 15.0
 
 
 class RuntimeUnavailable(ReconcilerError):
     retryable = True
+    retry_after = 10.0
 
 
 class RuntimeFailure(ReconcilerError):
-    pass
+    """`status` is the engine's HTTP status when it answered one (404: no such object,
+    409: a conflict such as a name in use)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NameConflict(RuntimeFailure):
@@ -86,5 +136,62 @@ class HealthTimeout(RuntimeFailure):
     pass
 
 
-class PlanRefused(ReconcilerError):
+class ProviderError(ReconcilerError):
+    """A provider API call failed (after retries) or answered something we cannot read.
+    The message names method, path and status; it never contains the token.
+
+    Retryable when the provider may answer differently later: no answer at all (network,
+    timeout), 429 or 5xx (given as `retryable=True`, or read from `status`). A 4xx, a
+    redirect elsewhere or an unreadable body is terminal until something changes (a
+    token, the configuration)."""
+
+    retry_after = 30.0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.status = status
+        if retryable is None:
+            retryable = status is not None and (status == 429 or status >= 500)
+        self.retryable = retryable
+
+
+class UnknownEnvironment(ReconcilerError):
     pass
+
+
+class WebhookError(ReconcilerError):
+    """Base of every error a webhook delivery can be refused with."""
+
+
+class SignatureError(WebhookError):
+    """The delivery is not authenticated: signature or token missing, malformed or wrong."""
+
+
+class MalformedPayload(WebhookError):
+    """The delivery is authenticated but cannot be understood. `reason` names the field."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ExportError(ReconcilerError):
+    """The export cannot be produced at all (unknown format, unreadable spec)."""
+
+
+class ApiError(ReconcilerError):
+    """An API request refused: the HTTP status, a stable code and a message for people."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details

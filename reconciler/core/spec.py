@@ -32,7 +32,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.core.errors import SpecError, SpecErrors
+from reconciler.core.errors import BadValue, SpecError, SpecErrors
 from reconciler.core.model import (
     SPEC_FILE,
     AppSpec,
@@ -137,10 +137,6 @@ def parse_app_spec(text: str, file: str = SPEC_FILE, default_name: str = "app") 
     return spec
 
 
-class _Invalid(Exception):
-    """A value is wrong; whoever holds its node and field path reports it."""
-
-
 @dataclass
 class _Fields:
     """The allowed, non-empty keys of one mapping: name -> (key node, value node)."""
@@ -173,29 +169,29 @@ def _is_bind(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or "/" in source
 
 
-# --- scalar converters: a value node in, a Python value out, or _Invalid ------------------
+# --- scalar converters: a value node in, a Python value out, or BadValue -------------------
 
 
 def _text(node: Node) -> str:
     if _is(node, *_TEXT_TAGS):
         return str(node.value)
-    raise _Invalid(f"expected a string, got {_kind(node)}")
+    raise BadValue(f"expected a string, got {_kind(node)}")
 
 
 def _int(node: Node, minimum: int = 0, maximum: int | None = None) -> int:
     if not isinstance(node, ScalarNode) or node.tag != _INT:
-        raise _Invalid(f"expected a whole number, got {_kind(node)}")
+        raise BadValue(f"expected a whole number, got {_kind(node)}")
     value = _CONSTRUCTOR.construct_yaml_int(node)
     if value < minimum or (maximum is not None and value > maximum):
         most = f" and at most {maximum}" if maximum is not None else ""
-        raise _Invalid(f"must be at least {minimum}{most}")
+        raise BadValue(f"must be at least {minimum}{most}")
     return value
 
 
 def _quantity(node: Node, example: str) -> str | int:
     """A YAML integer as an int, a string or float as written; for parse_duration/memory."""
     if not isinstance(node, ScalarNode) or node.tag not in (_STR, _INT, _FLOAT):
-        raise _Invalid(f"expected something like {example}, got {_kind(node)}")
+        raise BadValue(f"expected something like {example}, got {_kind(node)}")
     return _CONSTRUCTOR.construct_yaml_int(node) if node.tag == _INT else str(node.value)
 
 
@@ -203,9 +199,9 @@ def _duration(node: Node, positive: bool = False) -> float:
     try:
         seconds = parse_duration(_quantity(node, "30s"))
     except ValueError as exc:
-        raise _Invalid(str(exc)) from None
+        raise BadValue(str(exc)) from None
     if positive and seconds == 0:
-        raise _Invalid("must be longer than 0s")
+        raise BadValue("must be longer than 0s")
     return seconds
 
 
@@ -213,22 +209,22 @@ def _memory(node: Node) -> int:
     try:
         size = parse_memory(_quantity(node, "256m"))
     except ValueError as exc:
-        raise _Invalid(str(exc)) from None
+        raise BadValue(str(exc)) from None
     if size < MIN_MEMORY:
-        raise _Invalid("must be at least 4m")
+        raise BadValue("must be at least 4m")
     return size
 
 
 def _cpus(node: Node) -> float:
     text = node.value.strip() if _is(node, _STR, _INT, _FLOAT) else ""
     if not _NUMBER.fullmatch(text) or float(text) <= 0:
-        raise _Invalid(f"expected a number above 0, got {_kind(node)}")
+        raise BadValue(f"expected a number above 0, got {_kind(node)}")
     return float(text)
 
 
 def _choice(node: Node, choices: tuple[str, ...]) -> str:
     if (value := _text(node)) not in choices:
-        raise _Invalid(f"must be one of: {', '.join(choices)}")
+        raise BadValue(f"must be one of: {', '.join(choices)}")
     return value
 
 
@@ -236,24 +232,24 @@ def _timezone(node: Node) -> str:
     try:
         return ZoneInfo(_text(node)).key
     except (KeyError, ValueError, OSError):  # not found, not a zone name, a directory
-        raise _Invalid(f"unknown time zone {node.value!r}; try e.g. Europe/Paris") from None
+        raise BadValue(f"unknown time zone {node.value!r}; try e.g. Europe/Paris") from None
 
 
 def _app_name(node: Node) -> str:
     if not valid_app_name(value := _text(node)):
-        raise _Invalid("use up to 40 of a-z, 0-9 and single '-', starting and ending alphanumeric")
+        raise BadValue("use up to 40 of a-z, 0-9 and single '-', starting and ending alphanumeric")
     return value
 
 
 def _image(node: Node) -> str:
     if not (value := _text(node)) or any(c.isspace() for c in value):
-        raise _Invalid("expected an image reference like busybox:1.36")
+        raise BadValue("expected an image reference like busybox:1.36")
     return value
 
 
 def _absolute(node: Node) -> str:
     if not (value := _text(node)).startswith("/"):
-        raise _Invalid("must start with '/'")
+        raise BadValue("must start with '/'")
     return value
 
 
@@ -262,7 +258,7 @@ def _inside(node: Node, where: str = "the repository") -> str:
     value = _text(node)
     norm = posixpath.normpath(value)
     if value.startswith("/") or norm == ".." or norm.startswith("../"):
-        raise _Invalid(f"{value!r} is not a relative path inside {where}")
+        raise BadValue(f"{value!r} is not a relative path inside {where}")
     return norm
 
 
@@ -280,7 +276,7 @@ class _Parser:
     def _try(self, convert: Callable[..., T], node: Node, path: str, /, **options: Any) -> T | None:
         try:
             return convert(node, **options)
-        except _Invalid as exc:
+        except BadValue as exc:
             self.error(node, path, str(exc))
             return None
 
@@ -369,7 +365,7 @@ class _Parser:
 
     def _mapping(self, node: Node, path: str) -> list[_Entry]:
         if not isinstance(node, MappingNode):
-            raise _Invalid(f"expected a mapping, got {_kind(node)}")
+            raise BadValue(f"expected a mapping, got {_kind(node)}")
         return self._entries(node, path)
 
     def _known(self, entries: list[_Entry], path: str, allowed: tuple[str, ...]) -> _Fields:
@@ -415,12 +411,12 @@ class _Parser:
             items = [self._try(_text, item, f"{path}[{i}]") for i, item in enumerate(node.value)]
             return tuple(item or "" for item in items)
         if not _is(node, _STR) or not node.value.strip():
-            raise _Invalid(f"expected a non-empty list of strings or string, got {_kind(node)}")
+            raise BadValue(f"expected a non-empty list of strings or string, got {_kind(node)}")
         return ("/bin/sh", "-c", node.value)
 
     def _ports(self, node: Node, path: str) -> tuple[int, ...]:
         if not isinstance(node, SequenceNode):
-            raise _Invalid(f"expected a list of port numbers, got {_kind(node)}")
+            raise BadValue(f"expected a list of port numbers, got {_kind(node)}")
         ports: list[int] = []
         for i, item in enumerate(node.value):
             text = item.value.strip() if _is(item, _INT, _STR) else ""
@@ -486,7 +482,7 @@ class _Parser:
             # A stand-in keeps the name known (for cron.service) when the value is not a mapping.
             services[name] = self._service(name, fields, key_node) if fields else ServiceSpec(name)
         if not services:
-            raise _Invalid("needs at least one service")
+            raise BadValue("needs at least one service")
         return services
 
     def _service(self, name: str, f: _Fields, anchor: Node) -> ServiceSpec:

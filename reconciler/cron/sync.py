@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.core.crontab import CronEntry, Crontab, managed_entry, parse_crontab
-from reconciler.core.errors import ReconcilerError, SpecError
+from reconciler.core.errors import ReconcilerError, SpecError, UnknownEnvironment
 from reconciler.core.model import CRONTAB_FILE, DesiredEnvironment
 from reconciler.core.naming import container_name
 from reconciler.cron.scheduler import Scheduler, Target
@@ -28,10 +28,6 @@ from reconciler.storage.store import Store
 
 log = logging.getLogger(__name__)
 Note = Callable[[str, str | None, str, str, str], None]  # repo, env, kind, message, level
-
-
-class UnknownEnvironment(ReconcilerError):
-    pass
 
 
 @dataclass

@@ -17,21 +17,14 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from reconciler.core.errors import ReconcilerError, SpecError
+from reconciler.core.errors import ApiError, ReconcilerError, SpecError, UnknownEnvironment
 from reconciler.core.plan import action_json
-from reconciler.cron.sync import UnknownEnvironment
 from reconciler.http import views
 
 if TYPE_CHECKING:
     from reconciler.serve.service import Service
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
-from reconciler.core.errors import ReconcilerError
+from reconciler.core.errors import ProviderError
 
 log = logging.getLogger("reconciler.providers")
 T = TypeVar("T")
@@ -37,26 +37,6 @@ class PullRequestInfo:
     is_fork: bool  # head repo != base repo
     draft: bool
     labels: tuple[str, ...]
-
-
-class ProviderError(ReconcilerError):
-    """A provider API call failed (after retries) or answered something we cannot read.
-    The message names method, path and status; it never contains the token."""
-
-    retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.method = method
-        self.path = path
-        self.status = status
 
 
 class ProviderClient(Protocol):
@@ -174,11 +154,21 @@ class Transport:
         return parts.path + (f"?{parts.query}" if parts.query else "")
 
     def error(
-        self, method: str, url: str, problem: str, status: int | None = None
+        self,
+        method: str,
+        url: str,
+        problem: str,
+        status: int | None = None,
+        retryable: bool | None = None,
     ) -> ProviderError:
+        """`retryable` None: decided by the status (429 and 5xx are retryable)."""
         path = self.display(url)
         return ProviderError(
-            self.scrub(f"{method} {path}: {problem}"), method=method, path=path, status=status
+            self.scrub(f"{method} {path}: {problem}"),
+            method=method,
+            path=path,
+            status=status,
+            retryable=retryable,
         )
 
     def _session(self) -> requests.Session:
@@ -240,7 +230,10 @@ class Transport:
                 wait = _retry_after(resp)
                 delay = delay if wait is None else wait
             if attempt + 1 == attempts:
-                raise self.error(method, url, f"{problem} (after {attempts} attempts)", status)
+                # no answer, 429 or 5xx: the provider may answer later
+                raise self.error(
+                    method, url, f"{problem} (after {attempts} attempts)", status, retryable=True
+                )
             log.warning(
                 "%s %s: %s; retry %d/%d in %.1fs",
                 method,

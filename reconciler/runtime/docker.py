@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# A proxy in front of the engine (or the engine itself) saying "not now". Any other status
+# is the engine's answer about this operation (a 500 too: an invalid mount mode is one).
+_UNAVAILABLE = frozenset({502, 503, 504})
+_NOT_FOUND = 404
+_CONFLICT = 409
+
+
 @contextmanager
 def _engine(what: str) -> Iterator[None]:
     """Map SDK errors onto our tree: unreachable engine vs refused operation."""
@@ -50,11 +57,11 @@ def _engine(what: str) -> Iterator[None]:
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
         raise RuntimeUnavailable(f"docker engine unreachable during {what}: {e}") from e
     except docker.errors.NotFound as e:
-        raise RuntimeFailure(f"{what}: not found: {e.explanation}") from e
+        raise RuntimeFailure(f"{what}: not found: {e.explanation}", status=_NOT_FOUND) from e
     except docker.errors.APIError as e:
-        if e.status_code and e.status_code >= 500 and "connect" in str(e).lower():
+        if e.status_code in _UNAVAILABLE:
             raise RuntimeUnavailable(f"{what}: {e.explanation}") from e
-        raise RuntimeFailure(f"{what}: {e.explanation or e}") from e
+        raise RuntimeFailure(f"{what}: {e.explanation or e}", status=e.status_code) from e
     except docker.errors.DockerException as e:
         raise RuntimeUnavailable(f"docker engine unavailable during {what}: {e}") from e
 
@@ -240,7 +247,7 @@ class DockerRuntime:
                     detach=True,
                 )
         except RuntimeFailure as e:
-            if "Conflict" in str(e) or "already in use" in str(e):
+            if e.status == _CONFLICT:  # the name is in use
                 raise self._conflict(spec.name) from e
             raise
         return str(created["Id"])
@@ -290,21 +297,21 @@ class DockerRuntime:
                 lambda: self.api.remove_container(container_id, force=True, v=False),
             )
         except RuntimeFailure as e:
-            if "not found" not in str(e).lower() and "no such" not in str(e).lower():
+            if e.status != _NOT_FOUND:
                 raise
 
     def remove_network(self, name: str) -> None:
         try:
             self._call("remove network", lambda: self.api.remove_network(name))
         except RuntimeFailure as e:
-            if "not found" not in str(e).lower():
+            if e.status != _NOT_FOUND:
                 raise
 
     def remove_volume(self, name: str) -> None:
         try:
             self._call("remove volume", lambda: self.api.remove_volume(name, force=True))
         except RuntimeFailure as e:
-            if "not found" not in str(e).lower() and "no such" not in str(e).lower():
+            if e.status != _NOT_FOUND:
                 raise
 
     def exec(

@@ -131,9 +131,9 @@ class MemoryRuntime:
                         f"container name {spec.name} is held by a container "
                         "hoody did not create; it is left alone"
                     )
-                raise RuntimeFailure(f"container name {spec.name} is in use")
+                raise RuntimeFailure(f"container name {spec.name} is in use", status=409)
             if spec.image not in self.images:
-                raise RuntimeFailure(f"no such image {spec.image}")
+                raise RuntimeFailure(f"no such image {spec.image}", status=404)
             cid = f"mem{next(self._ids):08d}"
             self.containers[cid] = _Container(cid, spec, spec.name)
             return cid
@@ -150,7 +150,7 @@ class MemoryRuntime:
             (c for c in self.containers.values() if c.name == cid), None
         )
         if c is None:
-            raise RuntimeFailure(f"no such container {cid}")
+            raise RuntimeFailure(f"no such container {cid}", status=404)
         return c
 
     def start_container(self, container_id: str) -> None:
@@ -174,7 +174,7 @@ class MemoryRuntime:
         with self._lock:
             c = self._get(container_id)
             if any(o.name == name for o in self.containers.values() if o is not c):
-                raise RuntimeFailure(f"container name {name} is in use")
+                raise RuntimeFailure(f"container name {name} is in use", status=409)
             c.name = name
             c.spec = replace(c.spec, name=name)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from reconciler.core.errors import RuntimeUnavailable
 from reconciler.core.model import ActionOp
 from reconciler.core.settings import DatabaseSettings, RepoSettings, Settings
 from reconciler.gitops.controller import Controller
@@ -117,9 +118,49 @@ def test_unreachable_runtime_mid_pass_removes_nothing_and_requeues(
     assert ctl.reconcile("shop").ok
     runtime.unavailable = True
     result = ctl.reconcile("shop")
-    assert result.errors and result.requeue_after
+    assert result.errors and result.retry_after == RuntimeUnavailable.retry_after
     runtime.unavailable = False
     assert list(runtime.observe()) == ["main-shop"]
+
+
+def test_engine_lost_during_an_apply_is_retried_not_remembered_as_failed(
+    tmp_path: Path, remote: GitRemote, database_url: str
+) -> None:
+    class Flaky(MemoryRuntime):
+        lost = True
+
+        def create_container(self, spec):  # type: ignore[no-untyped-def]
+            if self.lost:
+                raise RuntimeUnavailable("docker engine unavailable during create container")
+            return super().create_container(spec)
+
+    remote.commit("main", {".hoody/app.yaml": SPEC})
+    runtime = Flaky()
+    runtime.images.add("busybox:1.36")
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        repos=(RepoSettings(name="shop", url=str(remote.bare)),),
+        database=DatabaseSettings(url=database_url),
+    )
+    ctl = Controller(settings, Store(settings.database_url), runtime)
+    result = ctl.reconcile("shop")
+    assert result.errors and result.retry_after == RuntimeUnavailable.retry_after
+    assert ctl.store.environment("main-shop")["status"] != "failed"
+    runtime.lost = False
+    assert ctl.reconcile("shop").ok  # the same version is applied again, not "waiting"
+    assert ctl.store.environment("main-shop")["status"] == "healthy"
+
+
+def test_a_branch_whose_dockerfile_is_missing_is_reported_even_without_an_environment(
+    tmp_path: Path, remote: GitRemote, database_url: str
+) -> None:
+    spec = "name: shop\nbuild: {context: app}\nports: [8080]\n"
+    remote.commit("main", {".hoody/app.yaml": spec, "app/README": "no Dockerfile here"})
+    ctl, _runtime = make(tmp_path, remote, database_url)
+    result = ctl.reconcile("shop")
+    assert result.actions == []
+    events = ctl.store.events(kind="spec_invalid")
+    assert len(events) == 1 and "app/Dockerfile not found at" in events[0].message
 
 
 def test_failed_version_is_not_retried_until_a_new_commit(

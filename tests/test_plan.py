@@ -13,6 +13,7 @@ from reconciler.core.model import (
     DesiredService,
     ObservedContainer,
     ObservedEnvironment,
+    Reason,
     Ref,
     ServiceSpec,
 )
@@ -70,20 +71,20 @@ def ops(actions: list[Action]) -> dict[str, tuple[str, str]]:
 
 
 CASES = [
-    ("new branch is created", state(want("a")), {}, {"a": "create"}),
-    ("in sync is a no-op", state(want("a")), {"a": have("a")}, {"a": "noop"}),
-    ("changed spec updates", state(want("a", "h2")), {"a": have("a")}, {"a": "update"}),
+    ("new branch is created", state(want("a")), {}, {"a": "create:new"}),
+    ("in sync is a no-op", state(want("a")), {"a": have("a")}, {"a": "noop:in_sync"}),
+    ("changed spec updates", state(want("a", "h2")), {"a": have("a")}, {"a": "update:drift"}),
     (
         "stopped container is healed",
         state(want("a")),
         {"a": have("a", running=False)},
-        {"a": "update"},
+        {"a": "update:drift"},
     ),
     (
         "missing network is healed",
         state(want("a")),
         {"a": have("a", network=False)},
-        {"a": "update"},
+        {"a": "update:drift"},
     ),
     (
         "leftover next container is cleaned",
@@ -98,39 +99,40 @@ CASES = [
                 ("a",),
             )
         },
-        {"a": "update"},
+        {"a": "update:drift"},
     ),
     (
         "gone ref is removed",
         state(want("a")),
         {"a": have("a"), "b": have("b")},
-        {"a": "noop", "b": "remove"},
+        {"a": "noop:in_sync", "b": "remove:gone"},
     ),
     (
         "held ref is kept",
         state(want("a"), held=(Held("refs/heads/b", "bad spec"),)),
         {"a": have("a"), "b": have("b")},
-        {"a": "noop", "b": "noop"},
+        {"a": "noop:in_sync", "b": "noop:held"},
     ),
     (
         "incomplete listing never removes",
         state(want("a"), complete=False),
         {"a": have("a"), "b": have("b")},
-        {"a": "noop", "b": "noop"},
+        {"a": "noop:in_sync", "b": "noop:untrusted"},
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("why", "desired", "observed", "expected"), CASES, ids=[c[0] for c in CASES]
+    ("case", "desired", "observed", "expected"), CASES, ids=[c[0] for c in CASES]
 )
 def test_diff(
-    why: str,
+    case: str,
     desired: DesiredState,
     observed: dict[str, ObservedEnvironment],
     expected: dict[str, str],
 ) -> None:
-    got = {env: op for env, (op, _) in ops(diff(desired, observed)).items()}
+    # op and the typed reason: what the controller branches on, never the text
+    got = {a.env: f"{a.op.value}:{a.why.value}" for a in diff(desired, observed)}
     assert got == expected
 
 
@@ -146,6 +148,9 @@ def test_suspended_environment_is_left_alone_both_ways() -> None:
         diff(state(want("a", "h2")), {"a": have("a"), "b": have("b")}, suspended={"a", "b"})
     )
     assert result == {"a": ("noop", "suspended"), "b": ("noop", "suspended")}
+    assert {a.why for a in diff(state(want("a")), {"a": have("a")}, suspended={"a"})} == {
+        Reason.SUSPENDED
+    }
 
 
 @pytest.mark.parametrize(
@@ -166,5 +171,7 @@ def test_mass_prune_guard(existing: int, removing: int, allowed: bool, max_fract
     assert len(removes) == (removing if allowed else 0)
     if not allowed:
         assert any("nothing removed" in a.reason for a in actions)
+        kept = [a for a in actions if a.env not in {e.name for e in keep}]
+        assert {a.why for a in kept} == {Reason.MASS_PRUNE} and all(a.why.kept for a in kept)
         forced = diff(state(*keep), observed, allow_mass_prune=True)
         assert len([a for a in forced if a.op is ActionOp.REMOVE]) == removing

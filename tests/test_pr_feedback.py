@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -178,3 +179,73 @@ def test_pr_comment_is_edited_in_place_and_statuses_follow_the_environment(
         edits = [c for c in provider.writes() if c[0] in ("PATCH", "PUT")]
         assert edits and all(c[1].endswith(f"/{comment['id']}") for c in edits)
         assert not any("sekrit-api-token" in json.dumps(c) for c in provider.writes())
+
+
+@pytest.mark.parametrize(("status", "attempts"), [(403, 1), (503, 3)])
+def test_feedback_retries_only_what_the_error_says_is_retryable(
+    tmp_path: Path, status: int, attempts: int
+) -> None:
+    """Over real HTTP: a 403 (the token may not comment) is given up at once; a 503 is
+    tried again by the feedback worker, `max_attempts` times in all."""
+    from reconciler.providers import make_client
+    from reconciler.serve.feedback import Feedback
+
+    fake = FakeProvider("github")
+    fake.route = lambda method, path, body: (status, {"message": "no"})  # type: ignore[method-assign]
+    repo = RepoSettings(
+        name="shop",
+        url="https://git.example/shop.git",
+        provider="github",
+        api_url=fake.api_url,
+        api_token="t0k3n",
+        repository="acme/shop",
+    )
+    client = make_client("github", fake.api_url, "t0k3n", "acme/shop", retries=0)
+    feedback = Feedback(
+        Settings(state_dir=tmp_path, repos=(repo,)), lambda _r: client, retry_after=0.01
+    )
+    feedback.max_attempts = 3
+    feedback.start()
+    try:
+        feedback.pull_request_decided("shop", 7, "a" * 40, "queued: the repo is full", True)
+        wait_for(lambda: feedback.errors >= attempts, 10, f"{attempts} failed attempts")
+        time.sleep(0.3)  # room for an attempt that should not happen
+        assert feedback.errors == attempts
+        assert len(fake.calls) == attempts  # each attempt stops at its first call
+    finally:
+        feedback.stop()
+        fake.server.shutdown()
+
+
+def test_a_queued_pull_request_gets_a_pending_status_and_a_skipped_one_none(
+    tmp_path: Path,
+) -> None:
+    from reconciler.providers import make_client
+    from reconciler.serve.feedback import Feedback
+
+    fake = FakeProvider("github")
+    repo = RepoSettings(
+        name="shop",
+        url="https://git.example/shop.git",
+        provider="github",
+        api_url=fake.api_url,
+        api_token="t0k3n",
+        repository="acme/shop",
+    )
+    client = make_client("github", fake.api_url, "t0k3n", "acme/shop")
+    feedback = Feedback(Settings(state_dir=tmp_path, repos=(repo,)), lambda _r: client)
+    feedback.start()
+    try:
+        feedback.pull_request_decided("shop", 7, "a" * 40, "queued: the repo is full", True)
+        feedback.pull_request_decided("shop", 8, "b" * 40, "no environment: closed", False)
+        wait_for(lambda: len(fake.comments) == 2, 10, "two comments")
+        wait_for(lambda: any("/statuses/" in c[1] for c in fake.writes()), 10, "a status")
+        statuses = [c for c in fake.writes() if "/statuses/" in c[1]]
+        assert [(s[1].rsplit("/", 1)[1], s[2]["state"]) for s in statuses] == [
+            ("a" * 40, "pending")
+        ]
+        bodies = {c["pr"]: c["body"] for c in fake.comments.values()}
+        assert "queued" in bodies[7] and "skipped" in bodies[8]
+    finally:
+        feedback.stop()
+        fake.server.shutdown()

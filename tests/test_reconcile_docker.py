@@ -9,6 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from reconciler.core.errors import GitError, RuntimeUnavailable
 from reconciler.core.model import ActionOp
 from reconciler.core.settings import RepoSettings, Settings
 from reconciler.gitops.controller import Controller
@@ -196,7 +197,7 @@ def test_unreachable_remote_or_engine_removes_nothing(
     )
     offline = Controller(broken, ctl.store, DockerRuntime())
     result = offline.reconcile(docker_repo)
-    assert result.fetch_error
+    assert result.fetch_error and result.retry_after == GitError.retry_after
     assert all(a.op is ActionOp.NOOP for a in result.actions)
     assert {c.id for c in containers(docker_engine, docker_repo).values()} == ids
     assert ctl.store.events(repo=docker_repo, kind="fetch_failed")
@@ -206,7 +207,7 @@ def test_unreachable_remote_or_engine_removes_nothing(
     )
     remote.delete_branch("feature/x")
     result = no_engine.reconcile(docker_repo)
-    assert result.errors and result.requeue_after
+    assert result.errors and result.retry_after == RuntimeUnavailable.retry_after
     assert {c.id for c in containers(docker_engine, docker_repo).values()} == ids
     assert ctl.store.events(repo=docker_repo, kind="runtime_unavailable")
 

@@ -13,6 +13,7 @@ import hmac
 import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from reconciler.core.model import AppSpec, DesiredEnvironment, DesiredService, Ref, ServiceSpec
@@ -30,12 +31,23 @@ class RefSource:
     crontab: str | None = None
     contexts: Mapping[str, str] = field(default_factory=dict)  # service -> context tree id
     secrets: bool = True  # False for fork PRs: the repo's env never reaches them
+    missing: bool = False  # the commit has no spec file at all (`error` says where)
+
+
+class HoldKind(StrEnum):
+    NO_SPEC = "no_spec"  # no spec file: a branch without one simply has no environment
+    INVALID = "invalid"  # the spec or a build context cannot be used
+    NAME_TAKEN = "name_taken"  # another ref already has the environment name
+    PR_UNKNOWN = "pr_unknown"  # the pull request's state cannot be read
 
 
 @dataclass(frozen=True)
 class Held:
+    """A ref nothing of which is desired and nothing of which may be torn down."""
+
     ref: str
     reason: str
+    kind: HoldKind = HoldKind.INVALID
 
 
 @dataclass(frozen=True)
@@ -46,9 +58,6 @@ class DesiredState:
     # False when the ref listing cannot be trusted for removals (failed fetch, empty list).
     complete: bool = True
     note: str = ""
-
-    def held_refs(self) -> set[str]:
-        return {h.ref for h in self.held}
 
 
 def branch_selected(repo: RepoSettings, ref: Ref) -> bool:
@@ -131,7 +140,8 @@ def build(
     sources = list(sources)
     for source in sorted(sources, key=lambda s: s.ref.name):
         if source.spec is None:
-            held.append(Held(source.ref.name, source.error or "no spec"))
+            kind = HoldKind.NO_SPEC if source.missing else HoldKind.INVALID
+            held.append(Held(source.ref.name, source.error or "no spec", kind))
             continue
         ckey = (repo.name, source.ref.name, source.ref.commit + ("" if source.secrets else "-"))
         env = cache.get(ckey) if cache is not None else None
@@ -142,7 +152,11 @@ def build(
         if env.name in envs:
             other = envs[env.name].ref.name
             held.append(
-                Held(source.ref.name, f"environment name {env.name} already used by {other}")
+                Held(
+                    source.ref.name,
+                    f"environment name {env.name} already used by {other}",
+                    HoldKind.NAME_TAKEN,
+                )
             )
             continue
         envs[env.name] = env
@@ -193,11 +207,13 @@ def select_pull_requests(
             decisions.append(PrDecision(n, ref.name, False, False, "pull request previews are off"))
             continue
         if known is None:
-            held.append(Held(ref.name, "pull request state unavailable; environment kept"))
+            why = "pull request state unavailable; environment kept"
+            held.append(Held(ref.name, why, HoldKind.PR_UNKNOWN))
             continue
         view = known.get(n)
         if view is None:
-            held.append(Held(ref.name, "pull request state unknown (no webhook or API answer)"))
+            why = "pull request state unknown (no webhook or API answer)"
+            held.append(Held(ref.name, why, HoldKind.PR_UNKNOWN))
             continue
         if not view.open:
             decisions.append(PrDecision(n, ref.name, False, False, "closed"))

@@ -186,14 +186,33 @@ class ActionOp(StrEnum):
     NOOP = "noop"
 
 
+class Reason(StrEnum):
+    """Why an action was planned, as a value to branch on (`Action.reason` is its text)."""
+
+    NEW = "new"  # create: the ref has no environment yet
+    DRIFT = "drift"  # update: what runs differs from the spec
+    IN_SYNC = "in_sync"  # noop: nothing to do
+    SUSPENDED = "suspended"  # noop: an operator suspended the environment
+    HELD = "held"  # noop, kept: its ref's spec cannot be used
+    UNTRUSTED = "untrusted"  # noop, kept: the ref listing cannot be trusted (failed fetch)
+    MASS_PRUNE = "mass_prune"  # noop, kept: the pass would remove too much of the repo
+    GONE = "gone"  # remove: its ref is gone or no longer selected
+
+    @property
+    def kept(self) -> bool:
+        """A removal that a guard turned into a no-op (invariant 2)."""
+        return self in (Reason.HELD, Reason.UNTRUSTED, Reason.MASS_PRUNE)
+
+
 @dataclass(frozen=True)
 class Action:
     op: ActionOp
     env: str
-    reason: str
+    reason: str  # for people: events, `hoody plan`, the API
     desired: DesiredEnvironment | None = None
     observed: ObservedEnvironment | None = None
     services: tuple[str, ...] = ()  # services to (re)start on update
+    why: Reason = field(kw_only=True)
 
     def describe(self) -> str:
         extra = f" [{', '.join(self.services)}]" if self.services else ""

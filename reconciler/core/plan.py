@@ -11,7 +11,13 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from reconciler.core.desired import DesiredState
-from reconciler.core.model import Action, ActionOp, DesiredEnvironment, ObservedEnvironment
+from reconciler.core.model import (
+    Action,
+    ActionOp,
+    DesiredEnvironment,
+    ObservedEnvironment,
+    Reason,
+)
 from reconciler.core.naming import network_name, volume_name
 from reconciler.core.settings import PruneSettings
 
@@ -63,36 +69,41 @@ def diff(
     for name, want in sorted(desired.environments.items()):
         have = observed.get(name)
         if name in suspended:
-            actions.append(Action(ActionOp.NOOP, name, "suspended", want, have))
+            actions.append(
+                Action(ActionOp.NOOP, name, "suspended", want, have, why=Reason.SUSPENDED)
+            )
         elif have is None:
-            actions.append(Action(ActionOp.CREATE, name, f"new {want.ref.short}", want))
+            actions.append(
+                Action(ActionOp.CREATE, name, f"new {want.ref.short}", want, why=Reason.NEW)
+            )
         else:
-            services, why = _drift(want, have)
-            if why:
-                actions.append(Action(ActionOp.UPDATE, name, why, want, have, tuple(services)))
-            else:
+            services, drift = _drift(want, have)
+            if drift:
                 actions.append(
-                    Action(ActionOp.NOOP, name, f"in sync at {want.commit[:12]}", want, have)
+                    Action(
+                        ActionOp.UPDATE, name, drift, want, have, tuple(services), why=Reason.DRIFT
+                    )
                 )
+            else:
+                text = f"in sync at {want.commit[:12]}"
+                actions.append(Action(ActionOp.NOOP, name, text, want, have, why=Reason.IN_SYNC))
     removals: list[Action] = []
     for name, have in sorted(observed.items()):
         if name in desired.environments:
             continue
         if name in suspended:
-            actions.append(Action(ActionOp.NOOP, name, "suspended", observed=have))
-        elif have.ref in held:
-            actions.append(Action(ActionOp.NOOP, name, f"kept: {held[have.ref]}", observed=have))
-        elif not desired.complete:
-            actions.append(Action(ActionOp.NOOP, name, f"kept: {desired.note}", observed=have))
-        else:
-            removals.append(
-                Action(
-                    ActionOp.REMOVE,
-                    name,
-                    f"{have.ref} is gone or no longer selected",
-                    observed=have,
-                )
+            actions.append(
+                Action(ActionOp.NOOP, name, "suspended", observed=have, why=Reason.SUSPENDED)
             )
+        elif have.ref in held:
+            text = f"kept: {held[have.ref]}"
+            actions.append(Action(ActionOp.NOOP, name, text, observed=have, why=Reason.HELD))
+        elif not desired.complete:
+            text = f"kept: {desired.note}"
+            actions.append(Action(ActionOp.NOOP, name, text, observed=have, why=Reason.UNTRUSTED))
+        else:
+            text = f"{have.ref} is gone or no longer selected"
+            removals.append(Action(ActionOp.REMOVE, name, text, observed=have, why=Reason.GONE))
     actions.extend(
         guard_mass_prune(removals, len(observed), prune or PruneSettings(), allow_mass_prune)
     )
@@ -107,12 +118,15 @@ def guard_mass_prune(
         return removals
     if len(removals) <= prune.min_count or len(removals) <= prune.max_fraction * existing:
         return removals
-    why = (
+    text = (
         f"kept: pass would remove {len(removals)} of {existing} environments "
         f"(limit {prune.max_fraction:.0%}); nothing removed. Use prune.max_fraction or "
         "`hoody apply --allow-mass-prune` if this is intended"
     )
-    return [Action(ActionOp.NOOP, a.env, why, observed=a.observed) for a in removals]
+    return [
+        Action(ActionOp.NOOP, a.env, text, observed=a.observed, why=Reason.MASS_PRUNE)
+        for a in removals
+    ]
 
 
 def summary(actions: list[Action]) -> dict[str, int]:

@@ -8,41 +8,32 @@ one environment failing to apply never stops the others. Every decision is an ev
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from reconciler.core import desired as desired_mod
-from reconciler.core.desired import DesiredState
-from reconciler.core.errors import ReconcilerError, RuntimeUnavailable
+from reconciler.core.desired import DesiredState, HoldKind
+from reconciler.core.errors import ReconcilerError, RuntimeUnavailable, retry_delay
 from reconciler.core.model import (
     Action,
     ActionOp,
     DesiredEnvironment,
     ObservedEnvironment,
+    Reason,
 )
 from reconciler.core.plan import diff
 from reconciler.core.settings import RepoSettings, Settings
 from reconciler.gitops.apply import Applier, ApplyResult
 from reconciler.gitops.git import Mirror
+from reconciler.gitops.records import EnvChange, EnvLog, Listener, Records, call_hook
 from reconciler.gitops.sources import Snapshot, SourceReader, load_hash_key
 from reconciler.runtime import Runtime
 from reconciler.storage.store import Store
 
 log = logging.getLogger(__name__)
-
-
-class EnvLog(logging.LoggerAdapter[logging.Logger]):
-    """Puts repo and environment identity on every record."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        extra = dict(self.extra or {})
-        kwargs.setdefault("extra", {}).update(extra)
-        env = extra.get("env")
-        prefix = f"[{extra.get('repo')}/{env}] " if env else f"[{extra.get('repo')}] "
-        return prefix + str(msg), kwargs
+__all__ = ["Controller", "EnvChange", "Listener", "PassPlan", "PassResult"]
 
 
 @dataclass(frozen=True)
@@ -54,39 +45,33 @@ class PassPlan:
     queued: list[str]  # PR environments waiting for room under max_environments
 
 
-@dataclass(frozen=True)
-class EnvChange:
-    """An environment's status moved; listeners (PR feedback, scheduler) react."""
-
-    repo: str
-    env: str
-    status: str
-    info: dict[str, Any]
-
-    @property
-    def pr_number(self) -> int | None:
-        ref = str(self.info.get("ref") or "")
-        parts = ref.split("/")
-        return int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
-
-
-class Listener(Protocol):
-    def environment_changed(self, change: EnvChange) -> None: ...
-
-    def pull_request_decided(self, repo: str, number: int, sha: str, message: str) -> None: ...
-
-
 @dataclass
 class PassResult:
     repo: str
     actions: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    requeue_after: float | None = None
     fetch_error: str | None = None
+    # The first delay before this repo is tried again: the soonest of the pass's retryable
+    # errors (errors.retry_delay); None when nothing is to be retried. The serve loop backs
+    # off from it (workqueue.WorkQueue.done).
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:
         return not self.errors and self.fetch_error is None
+
+    def retry(self, error: BaseException) -> None:
+        delay = retry_delay(error)
+        if delay is not None and (self.retry_after is None or delay < self.retry_after):
+            self.retry_after = delay
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """One action that failed: the pass's error line and what it failed with."""
+
+    message: str
+    error: BaseException
 
 
 class Controller:
@@ -103,22 +88,24 @@ class Controller:
         self.runtime = runtime
         self.key = load_hash_key(settings.state_dir)
         self.sources = SourceReader(settings, store, self.key, provider_client)
+        self.records = Records(store)
+        self.note = self.records.note
+        self._set_status = self.records.set_status
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
-        self._noted: dict[tuple[str, str | None, str], str] = {}  # last message per topic
-        self._status: dict[str, tuple[Any, ...]] = {}
-        self._lock = threading.Lock()
         self._progress = progress
         self.applier = Applier(
             runtime, self.mirror, settings.docker.publish_host, settings.url_template
         )
-        self._info: dict[str, dict[str, Any]] = {}
         # Hooks for the scheduler: called after an env converges or goes.
         # (environment, services (re)started by this pass)
         self.on_applied: list[Callable[[DesiredEnvironment, frozenset[str]], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
-        self.listeners: list[Listener] = []
         self.on_action: list[Callable[[str, str], None]] = []  # (op, result) for metrics
         self.problems: list[Callable[[str], str | None]] = []
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.records.listeners
 
     # -- git side ----------------------------------------------------------------------
 
@@ -148,24 +135,26 @@ class Controller:
         elog = EnvLog(log, {"repo": repo_name, "env": None})
         try:
             pp = self.plan(repo_name, allow_mass_prune)
-        except RuntimeUnavailable as e:
-            self.note(
-                repo_name, None, "runtime_unavailable", f"{e}; nothing is torn down", level="error"
-            )
-            result.errors.append(str(e))
-            result.requeue_after = 10.0
-            return result
         except ReconcilerError as e:
-            self.note(repo_name, None, "pass_failed", str(e), level="error")
+            if isinstance(e, RuntimeUnavailable):
+                self.note(
+                    repo_name,
+                    None,
+                    "runtime_unavailable",
+                    f"{e}; nothing is torn down",
+                    level="error",
+                )
+            else:
+                self.note(repo_name, None, "pass_failed", str(e), level="error")
             result.errors.append(str(e))
-            result.requeue_after = 30.0
+            result.retry(e)
             return result
         state, observed, actions = pp.state, pp.observed, pp.actions
         fetch_error = pp.snapshot.fetch_error
         result.actions = actions
         if fetch_error:
-            result.fetch_error = fetch_error
-            result.requeue_after = 15.0
+            result.fetch_error = str(fetch_error)
+            result.retry(fetch_error)
             self.note(
                 repo_name,
                 None,
@@ -176,6 +165,8 @@ class Controller:
             )
         else:
             self.note(repo_name, None, "fetch_ok", "fetch ok", record=False, topic="fetch")
+        if pp.snapshot.pr_error:
+            result.retry(pp.snapshot.pr_error)
         self._report_held(repo_name, state, observed)
         if dry_run:
             return result
@@ -189,11 +180,11 @@ class Controller:
             with ThreadPoolExecutor(
                 max_workers=self.settings.workers, thread_name_prefix=f"apply-{repo_name}"
             ) as pool:
-                for err in pool.map(lambda a: self._apply(repo_name, a), work):
-                    if err:
-                        result.errors.append(err)
-                        if result.requeue_after is None and "unreachable" in err:
-                            result.requeue_after = 10.0
+                for failed in pool.map(lambda a: self._apply(repo_name, a), work):
+                    if failed:
+                        result.errors.append(failed.message)
+                        if isinstance(failed.error, ReconcilerError):
+                            result.retry(failed.error)  # terminal ones wait for a new commit
         return result
 
     def _report_prs(self, repo: str, pp: PassPlan) -> None:
@@ -209,13 +200,15 @@ class Controller:
                 repo,
                 None,
                 "provider_error",
-                f"{pp.snapshot.pr_error}; pull request environments are kept as they are",
+                f"listing open pull requests failed: {pp.snapshot.pr_error}; "
+                "pull request environments are kept as they are",
                 level="error",
                 topic="prs",
             )
         for d in pp.snapshot.pr_decisions:
             env = by_number.get(d.number)
-            if env is not None and env.name in queued:
+            waiting = env is not None and env.name in queued
+            if waiting:
                 msg = (
                     "queued: the repo runs its maximum of "
                     f"{self.repo(repo).pull_requests.max_environments} environments"
@@ -225,7 +218,7 @@ class Controller:
             else:
                 msg = f"no environment: {d.message}"
             sha = env.commit if env is not None else ""
-            if self._noted.get((repo, None, f"pr:{d.number}")) == msg:
+            if self.records.last_note(repo, None, f"pr:{d.number}") == msg:
                 continue
             self.note(
                 repo,
@@ -234,10 +227,10 @@ class Controller:
                 f"PR #{d.number}: {msg}",
                 topic=f"pr:{d.number}",
             )
-            if d.selected and env is not None and env.name not in queued:
+            if d.selected and not waiting:
                 continue  # its environment's own status changes speak for it
             for listener in self.listeners:
-                self._hook(listener.pull_request_decided, repo, d.number, sha, msg)
+                call_hook(listener.pull_request_decided, repo, d.number, sha, msg, waiting)
 
     def _report_held(
         self, repo: str, state: DesiredState, observed: dict[str, ObservedEnvironment]
@@ -245,7 +238,7 @@ class Controller:
         by_ref = {o.ref: o.name for o in observed.values()}
         for h in state.held:
             env = by_ref.get(h.ref)
-            if "not found at" in h.reason and env is None:
+            if h.kind is HoldKind.NO_SPEC and env is None:
                 continue  # a branch without a spec simply has no environment
             suffix = "; the running version is kept" if env else ""
             self.note(
@@ -260,9 +253,9 @@ class Controller:
                 self._set_status(env, repo, "degraded", last_error=h.reason)
 
     def _noop(self, repo: str, a: Action) -> None:
-        if a.reason.startswith("kept"):
+        if a.why.kept:
             self.note(repo, a.env, "kept", a.reason, level="warning")
-        elif a.reason == "suspended":
+        elif a.why is Reason.SUSPENDED:
             self.note(repo, a.env, "suspended", "suspended: left alone by the reconciler")
         elif a.desired is not None and a.observed is not None:
             prev = self._failed.get(a.env)
@@ -270,7 +263,7 @@ class Controller:
                 return  # its containers run but never became healthy: still failed
             self._failed.pop(a.env, None)
             for hook in self.on_applied:
-                self._hook(hook, a.desired, frozenset())
+                call_hook(hook, a.desired, frozenset())
             url = self.applier.url_for(
                 a.env, a.desired, {c.service: c.ports for c in a.observed.containers if not c.role}
             )
@@ -294,13 +287,13 @@ class Controller:
                 return found
         return None
 
-    def _apply(self, repo: str, a: Action) -> str | None:
-        err = self._apply_one(repo, a)
+    def _apply(self, repo: str, a: Action) -> _Failed | None:
+        failed = self._apply_one(repo, a)
         for report in self.on_action:
-            self._hook(report, a.op.value, "error" if err else "ok")
-        return err
+            call_hook(report, a.op.value, "error" if failed else "ok")
+        return failed
 
-    def _apply_one(self, repo: str, a: Action) -> str | None:
+    def _apply_one(self, repo: str, a: Action) -> _Failed | None:
         elog = EnvLog(log, {"repo": repo, "env": a.env})
 
         def progress(msg: str) -> None:
@@ -313,14 +306,10 @@ class Controller:
                 assert a.observed is not None
                 self._set_status(a.env, repo, "removing")
                 for gone in self.on_removed:
-                    self._hook(gone, a.env)
+                    call_hook(gone, a.env)
                 self.applier.remove(a.observed, progress)
                 self.store.forget_environment(a.env)
-                self._status.pop(a.env, None)
-                info = self._info.pop(a.env, {"ref": a.observed.ref, "commit": a.observed.commit})
-                removal = EnvChange(repo, a.env, "removed", {**info, "reason": a.reason})
-                for listener in self.listeners:
-                    self._hook(listener.environment_changed, removal)
+                self.records.removed(a.env, repo, a.reason, a.observed.ref, a.observed.commit)
                 self.note(repo, a.env, "removed", f"removed: {a.reason}", force=True)
                 return None
             assert a.desired is not None
@@ -361,13 +350,16 @@ class Controller:
             )
             started = frozenset(a.desired.services if a.op is ActionOp.CREATE else a.services)
             for hook in self.on_applied:
-                self._hook(hook, a.desired, started)
+                call_hook(hook, a.desired, started)
             problem = self._problem(a.env)
             self._set_status(
                 a.env, repo, "degraded" if problem else "healthy", url=res.url, last_error=problem
             )
             return None
-        except RuntimeUnavailable as e:
+        except ReconcilerError as e:
+            if not e.retryable:
+                return self._terminal(repo, a, e, str(e))
+            # Not this version's fault (engine gone, git read failed): retried, not remembered.
             self.note(
                 repo,
                 a.env,
@@ -376,76 +368,27 @@ class Controller:
                 level="error",
                 force=True,
             )
-            return f"{a.env}: {e}"
+            return _Failed(f"{a.env}: {e}", e)
         except Exception as e:
-            msg = str(e) if isinstance(e, ReconcilerError) else f"{type(e).__name__}: {e}"
-            if a.desired is not None:
-                self._failed[a.env] = (a.desired.spec_hash, msg.splitlines()[0] if msg else "")
-                kept = " ; the previous version keeps running" if a.op is ActionOp.UPDATE else ""
-                self._set_status(a.env, repo, "failed", last_error=msg)
-                self.note(
-                    repo,
-                    a.env,
-                    "apply_failed",
-                    f"{a.op.value} failed: {msg}{kept}",
-                    level="error",
-                    force=True,
-                )
-            else:
-                self.note(
-                    repo, a.env, "apply_failed", f"remove failed: {msg}", level="error", force=True
-                )
-            if not isinstance(e, ReconcilerError):
-                log.exception("[%s/%s] unexpected error", repo, a.env)
-            return f"{a.env}: {msg}"
+            log.exception("[%s/%s] unexpected error", repo, a.env)
+            return self._terminal(repo, a, e, f"{type(e).__name__}: {e}")
 
-    def _hook(self, hook: Callable[..., None], *args: Any) -> None:
-        try:
-            hook(*args)
-        except Exception:
-            log.exception("hook %r failed", hook)
-
-    # -- records -----------------------------------------------------------------------
-
-    def note(
-        self,
-        repo: str,
-        env: str | None,
-        kind: str,
-        message: str,
-        level: str = "info",
-        force: bool = False,
-        record: bool = True,
-        details: dict[str, Any] | None = None,
-        topic: str | None = None,
-    ) -> None:
-        """Record an event, once per change of message for (repo, env, topic) unless
-        forced; the topic defaults to the kind."""
-        key = (repo, env, topic or kind)
-        if not force and self._noted.get(key) == message:
-            return
-        self._noted[key] = message
-        if not record:
-            return
-        EnvLog(log, {"repo": repo, "env": env}).log(
-            logging.getLevelName(level.upper()), "%s", message
-        )
-        try:
-            self.store.add_event(repo, env, kind, message, level, details)
-        except Exception:
-            log.exception("could not record event")
-
-    def _set_status(self, name: str, repo: str, status: str, **fields: Any) -> None:
-        sig = (status, *sorted(fields.items()))
-        if self._status.get(name) == sig:
-            return
-        self._status[name] = sig
-        info = self._info.setdefault(name, {})
-        info.update(fields)
-        try:
-            self.store.set_status(name, repo, status, **fields)
-        except Exception:
-            log.exception("could not record status of %s", name)
-        change = EnvChange(repo, name, status, dict(info))
-        for listener in self.listeners:
-            self._hook(listener.environment_changed, change)
+    def _terminal(self, repo: str, a: Action, error: BaseException, msg: str) -> _Failed:
+        """This version failed: remembered per spec hash, so it waits for a new commit."""
+        if a.desired is not None:
+            self._failed[a.env] = (a.desired.spec_hash, msg.splitlines()[0] if msg else "")
+            kept = " ; the previous version keeps running" if a.op is ActionOp.UPDATE else ""
+            self._set_status(a.env, repo, "failed", last_error=msg)
+            self.note(
+                repo,
+                a.env,
+                "apply_failed",
+                f"{a.op.value} failed: {msg}{kept}",
+                level="error",
+                force=True,
+            )
+        else:
+            self.note(
+                repo, a.env, "apply_failed", f"remove failed: {msg}", level="error", force=True
+            )
+        return _Failed(f"{a.env}: {msg}", error)

@@ -37,14 +37,15 @@ class CommitFiles:
     crontab: str | None
     contexts: dict[str, str]
     committed_at: float
+    missing: bool = False  # no spec file at this commit
 
 
 @dataclass(frozen=True)
 class Snapshot:
     state: DesiredState
-    fetch_error: str | None = None
+    fetch_error: GitError | None = None  # the pass goes on from the last fetched refs
     pr_decisions: list[PrDecision] = field(default_factory=list)
-    pr_error: str | None = None
+    pr_error: ReconcilerError | None = None  # listing open PRs failed: every PR is held
 
 
 def load_hash_key(state_dir: Path) -> bytes:
@@ -107,7 +108,8 @@ class SourceReader:
         when = mirror.commit_time(commit)
         text = mirror.read_file(commit, SPEC_FILE)
         if text is None:
-            return CommitFiles(None, f"{SPEC_FILE}: not found at {commit[:12]}", None, {}, when)
+            error = f"{SPEC_FILE}: not found at {commit[:12]}"
+            return CommitFiles(None, error, None, {}, when, missing=True)
         try:
             spec = parse_app_spec(text, SPEC_FILE, default_name=repo.name)
         except SpecError as e:
@@ -136,13 +138,13 @@ class SourceReader:
         self, repo: RepoSettings, mirror: Mirror, ref: Ref, secrets: bool = True
     ) -> RefSource:
         f = self.commit_files(repo, mirror, ref.commit)
-        return RefSource(ref, f.spec, f.error, f.crontab, f.contexts, secrets)
+        return RefSource(ref, f.spec, f.error, f.crontab, f.contexts, secrets, f.missing)
 
     # -- pull requests ---------------------------------------------------------------
 
     def pull_request_views(
         self, repo: RepoSettings
-    ) -> tuple[dict[int, PullRequestView] | None, bool, str | None]:
+    ) -> tuple[dict[int, PullRequestView] | None, bool, ReconcilerError | None]:
         """(views, authoritative, error). With an API token the provider's list of open
         PRs is authoritative (a PR not in it is closed); otherwise the latest webhook state
         of each PR, stored durably, and a PR never heard of is unknown."""
@@ -150,7 +152,7 @@ class SourceReader:
             try:
                 prs = self._provider_client(repo).open_pull_requests()
             except ReconcilerError as e:
-                return None, False, f"listing open pull requests failed: {e}"
+                return None, False, e
             return (
                 {
                     p.number: PullRequestView(p.number, True, p.is_fork, p.draft, tuple(p.labels))
@@ -177,14 +179,14 @@ class SourceReader:
         try:
             mirror.fetch(pull_requests=repo.pull_requests.enabled)
         except GitError as e:
-            fetch_error = str(e)
+            fetch_error = e
         refs = mirror.list_refs()
         branch_refs = [r for r in refs if desired_mod.branch_selected(repo, r)]
         pr_refs = [r for r in refs if r.kind == "pr"]
         sources = [self._source(repo, mirror, r) for r in branch_refs]
         decisions: list[PrDecision] = []
         pr_held: list[desired_mod.Held] = []
-        pr_error = None
+        pr_error: ReconcilerError | None = None
         if pr_refs:
             views, authoritative, pr_error = (
                 self.pull_request_views(repo) if repo.pull_requests.enabled else ({}, False, None)

@@ -6,6 +6,11 @@ costs at most one extra pass, and two passes of one repo never run at once. With
 `min_interval`, a pass that follows another because of adds during it starts at least
 that far after the previous one, so a sustained storm costs a pass every `min_interval`,
 not one after another; an add to an idle key still runs at once.
+
+A pass that failed with a retryable error hands its first delay to `done()`: the key is
+queued again after that delay doubled for each further consecutive failure, at most
+`max_backoff` (client-go's per-item exponential rate limiter); a pass with nothing to
+retry resets the count. An add (a webhook, a poll) still runs the key as usual.
 """
 
 from __future__ import annotations
@@ -14,13 +19,20 @@ import threading
 import time
 from collections.abc import Callable
 
+MAX_BACKOFF = 300.0  # seconds: the longest wait before a failing repo is tried again
+
 
 class WorkQueue:
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, min_interval: float = 0.0
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 0.0,
+        max_backoff: float = MAX_BACKOFF,
     ) -> None:
         self._clock = clock
         self.min_interval = min_interval
+        self.max_backoff = max_backoff
+        self._failures: dict[str, int] = {}  # consecutive retryable failures per key
         self._started: dict[str, float] = {}
         self._cond = threading.Condition()
         self._due: dict[str, float] = {}  # queued keys -> when they may run
@@ -65,15 +77,29 @@ class WorkQueue:
                 self._cond.wait(min(waits) if waits else None)
             return None
 
-    def done(self, key: str, requeue_after: float | None = None) -> None:
+    def done(self, key: str, retry_after: float | None = None) -> float | None:
+        """The pass of `key` finished. `retry_after`: it failed with a retryable error
+        whose first delay this is; None: nothing to retry (the backoff resets). Returns how
+        long until the key runs again, None if nothing will run it."""
         with self._cond:
             self._running.discard(key)
-            if key in self._dirty:
+            now = self._clock()
+            if retry_after is None:
+                self._failures.pop(key, None)
+            else:
+                n = self._failures[key] = self._failures.get(key, 0) + 1
+                backoff = min(self.max_backoff, retry_after * 2.0 ** min(n - 1, 32))
+                self._due[key] = now + backoff
+            if key in self._dirty:  # added during the pass: new information, run it again
                 self._dirty.discard(key)
-                self._due[key] = max(self._clock(), self._earliest(key))
-            elif requeue_after is not None and key not in self._due:
-                self._due[key] = self._clock() + requeue_after
+                self._due[key] = max(now, self._earliest(key))
             self._cond.notify_all()
+            return self._due[key] - now if key in self._due else None
+
+    def failures(self, key: str) -> int:
+        """Consecutive retryable failures of `key` (0 after a pass with nothing to retry)."""
+        with self._cond:
+            return self._failures.get(key, 0)
 
     def _earliest(self, key: str) -> float:
         last = self._started.get(key)

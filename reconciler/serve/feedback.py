@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.settings import RepoSettings, Settings
-from reconciler.gitops.controller import EnvChange
+from reconciler.gitops.records import EnvChange
 
 log = logging.getLogger(__name__)
 MARKER = "<!-- hoody-preview -->"
@@ -116,10 +116,12 @@ class Feedback:
             Update(change.repo, number, body, change.info.get("commit"), state, description, target)
         )
 
-    def pull_request_decided(self, repo: str, number: int, sha: str, message: str) -> None:
+    def pull_request_decided(
+        self, repo: str, number: int, sha: str, message: str, queued: bool
+    ) -> None:
         if not self._enabled(repo):
             return
-        status = "queued" if message.startswith("queued") else "skipped"
+        status = "queued" if queued else "skipped"
         body, _, _ = render(None, status, {"commit": sha} if sha else {}, note=message)
         state = "pending" if status == "queued" else None
         self.submit(Update(repo, number, body, sha or None, state, message[:140]))
@@ -149,12 +151,7 @@ class Feedback:
         if self._thread:
             self._thread.join(timeout)
 
-    def drain(self) -> None:
-        """Send everything due now, on the caller's thread (tests, CLI)."""
-        while (item := self._next(block=False)) is not None:
-            self._send(*item)
-
-    def _next(self, block: bool = True) -> tuple[Update, int] | None:
+    def _next(self) -> tuple[Update, int] | None:
         with self._cond:
             while not self._stop:
                 now = time.monotonic()
@@ -163,8 +160,6 @@ class Feedback:
                     key, (update, attempt, _) = due[0]
                     del self._pending[key]
                     return update, attempt
-                if not block:
-                    return None
                 waits = [v[2] - now for v in self._pending.values()]
                 self._cond.wait(min(waits) if waits else None)
             return None
@@ -196,7 +191,7 @@ class Feedback:
                 attempt + 1,
                 e,
             )
-            if attempt + 1 < self.max_attempts:
+            if e.retryable and attempt + 1 < self.max_attempts:
                 with self._cond:
                     if key not in self._pending:  # a newer update supersedes this one
                         delay = self.retry_after * (2**attempt)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.crontab import CronEntry
+from reconciler.core.errors import UNEXPECTED_RETRY_AFTER, retry_delay
 from reconciler.core.settings import RepoSettings, Settings
 from reconciler.cron.jobs import DockerJobRunner, Outcome
 from reconciler.cron.scheduler import Scheduler
@@ -57,6 +58,7 @@ class Service:
         store: Store,
         runtime: Runtime,
         controller: Controller | None = None,
+        queue: WorkQueue | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -85,7 +87,7 @@ class Service:
         self.controller.on_applied.append(self.schedules.applied)
         self.controller.on_removed.append(self.schedules.removed)
         self.controller.problems.append(self.schedules.errors.get)
-        self.queue = WorkQueue(min_interval=settings.min_pass_interval)
+        self.queue = queue or WorkQueue(min_interval=settings.min_pass_interval)
         self.metrics = Metrics()
         self.metrics.attach(
             Gauges(
@@ -159,21 +161,36 @@ class Service:
     def _work(self) -> None:
         while not self._stop.is_set():
             key = self.queue.get(timeout=0.5)
-            if key is None:
-                continue
-            result: PassResult | None = None
-            started = time.monotonic()
-            try:
-                result = self.controller.reconcile(key)
-                self.last_result[key] = result
-            except Exception:
-                log.exception("[%s] pass crashed", key)
-            finally:
-                self.passes[key] = self.passes.get(key, 0) + 1
-                ok = result is not None and result.ok
-                self.metrics.passes.labels(key, "ok" if ok else "error").inc()
-                self.metrics.pass_seconds.labels(key).observe(time.monotonic() - started)
-                self.queue.done(key, result.requeue_after if result else 30.0)
+            if key is not None:
+                self.process(key)
+
+    def process(self, key: str) -> PassResult | None:
+        """One pass of a key taken from the queue. Its retry delay (from the error tree,
+        see errors.retry_delay) goes back to the queue, which backs off per repo."""
+        result: PassResult | None = None
+        retry: float | None = UNEXPECTED_RETRY_AFTER
+        started = time.monotonic()
+        try:
+            result = self.controller.reconcile(key)
+            self.last_result[key] = result
+            retry = result.retry_after
+        except Exception as e:
+            log.exception("[%s] pass crashed", key)
+            retry = retry_delay(e)
+        finally:
+            self.passes[key] = self.passes.get(key, 0) + 1
+            ok = result is not None and result.ok
+            self.metrics.passes.labels(key, "ok" if ok else "error").inc()
+            self.metrics.pass_seconds.labels(key).observe(time.monotonic() - started)
+            wait = self.queue.done(key, retry_after=retry)
+            if retry is not None and wait is not None:
+                log.info(
+                    "[%s] next try in %.1fs (failure %d in a row)",
+                    key,
+                    wait,
+                    self.queue.failures(key),
+                )
+        return result
 
     def _poll(self) -> None:
         due = {r.name: time.monotonic() + r.poll_interval for r in self.settings.repos}

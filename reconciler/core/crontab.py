@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reconciler.core.cronexpr import (
     MACROS,
-    ExprError,
     describe_duration,
     explain_expr,
     format_duration,
@@ -36,7 +35,7 @@ from reconciler.core.cronexpr import (
     parse_duration,
     parse_expr,
 )
-from reconciler.core.errors import SpecError, SpecErrors
+from reconciler.core.errors import ExprError, SpecError, SpecErrors
 from reconciler.core.model import CRONTAB_FILE
 
 CronKind = Literal["cron", "every", "reboot", "once"]

@@ -20,12 +20,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from reconciler.core.errors import ConfigError
+from reconciler.core.errors import ConfigError, ProviderError
 from reconciler.providers.base import (
     MARKER,
     STATUS_CONTEXT,
     ProviderClient,
-    ProviderError,
     PullRequestInfo,
     Transport,
 )

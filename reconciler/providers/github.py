@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from reconciler.core.errors import ProviderError
 from reconciler.providers.base import (
     MAX_PAGES,
     STATUS_CONTEXT,
     CommentClient,
-    ProviderError,
     PullRequestInfo,
     Transport,
     as_dict,

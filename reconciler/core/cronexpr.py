@@ -1,4 +1,5 @@
-"""Cron schedule maths: the five fields, the next firing, and the words for a schedule.
+"""Cron schedule maths: the five fields and the next firing (`cronwords.py` says them in
+words).
 
 This exists (instead of croniter, the design card's first choice) because the service has
 to fire jobs exactly when cronie would, and croniter differs in two ways that users notice:
@@ -27,7 +28,7 @@ FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 DOW_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_MONTH_WORDS = [
+MONTH_WORDS = [
     "January",
     "February",
     "March",
@@ -40,16 +41,6 @@ _MONTH_WORDS = [
     "October",
     "November",
     "December",
-]
-_DOW_WORDS = [
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
 ]
 _MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: leap years count
 
@@ -224,6 +215,11 @@ class CronExpr:
         return None
 
 
+def join_words(words: list[str], last: str = "and") -> str:
+    """`a`, `a and b`, `a, b and c` (or `last` for the last one)."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
 @lru_cache(maxsize=1024)
 def parse_expr(text: str) -> CronExpr:
     """Parse five cron fields (macros expanded by the caller); ExprError lists every problem."""
@@ -250,8 +246,8 @@ def parse_expr(text: str) -> CronExpr:
         dows=parsed[4][1],
     )
     if expr.day_and and not any(d <= _MAX_DAYS[m - 1] for m in expr.months for d in expr.doms):
-        months = _join([_MONTH_WORDS[m - 1] for m in expr.months])
-        days = _join([str(d) for d in sorted(expr.doms)], "or")
+        months = join_words([MONTH_WORDS[m - 1] for m in expr.months])
+        days = join_words([str(d) for d in sorted(expr.doms)], "or")
         verb = "has" if len(expr.months) == 1 else "have"
         raise ExprError([("day of month", f"never fires: {months} {verb} no day {days}")])
     return expr
@@ -337,115 +333,9 @@ def next_fire_at(expr: CronExpr, tz: tzinfo, after: datetime) -> datetime | None
 
 # --- @every -----------------------------------------------------------------------------
 
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
-
-
-def parse_duration(text: str) -> float:
-    """`30s`, `5m`, `1h30m`, `1.5h`, `2d` -> seconds. ValueError if malformed."""
-    if not text or _DURATION.sub("", text):
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h30m")
-    return sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
-
-
-def format_duration(seconds: float) -> str:
-    """Canonical text: 90 -> `1m30s`, 3600 -> `1h`, 1.5 -> `1.5s`."""
-    micros = round(seconds * 1_000_000)
-    hours, rest = divmod(micros, 3_600_000_000)
-    minutes, rest = divmod(rest, 60_000_000)
-    secs = f"{rest / 1_000_000:.6f}".rstrip("0").rstrip(".")
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
-    parts.append(f"{secs}s" if rest else "")
-    return "".join(parts) or "0s"
-
 
 def next_every(seconds: float, after: datetime) -> datetime:
     """`@every` fires at whole multiples of the interval since the Unix epoch (UTC)."""
     step = round(seconds * 1_000_000)
     now = (after - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=(now // step + 1) * step)
-
-
-def describe_duration(seconds: float) -> str:
-    micros = round(seconds * 1_000_000)
-    words = []
-    for unit, size in (("day", 86_400_000_000), ("hour", 3_600_000_000), ("minute", 60_000_000)):
-        count, micros = divmod(micros, size)
-        if count:
-            words.append(f"{count} {unit}{'s' if count != 1 else ''}")
-    if micros:
-        secs = f"{micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
-        words.append(f"{secs} second{'' if secs == '1' else 's'}")
-    return _join(words)
-
-
-# --- words ------------------------------------------------------------------------------
-
-
-def _join(words: list[str], last: str = "and") -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-_UNIT = ("minute", "hour", "day-of-month", "month", "day-of-week")
-
-
-def _name(value: int, index: int) -> str:
-    if index == 3:
-        return _MONTH_WORDS[value - 1]
-    return _DOW_WORDS[value] if index == 4 else str(value)
-
-
-def _phrase(items: tuple[Item, ...], index: int) -> str:
-    """Words for one field, e.g. `every 2nd hour`, `1, 15 and 30`, `Monday through Friday`."""
-    unit, words = _UNIT[index], []
-    for it in items:
-        if it.star:
-            words.append(f"every {unit}" if it.step == 1 else f"every {_ordinal(it.step)} {unit}")
-        elif it.lo == it.hi:
-            words.append(_name(it.lo, index))
-        else:
-            span = f"{_name(it.lo, index)} through {_name(it.hi, index)}"
-            words.append(span if it.step == 1 else f"every {_ordinal(it.step)} {unit} from {span}")
-    named = index >= 3 or any(it.star or it.step != 1 for it in items)
-    if named:
-        return _join(words)
-    several = len(items) > 1 or items[0].lo != items[0].hi
-    plural = "s" if several and index < 2 else ""
-    return f"{unit}{plural} {_join(words)}"
-
-
-def explain_expr(expr: CronExpr) -> str:
-    """Human words for a five-field schedule (without the zone)."""
-    minute, hour, dom, month, dow = expr.items
-    singles = all(not it.star and it.lo == it.hi for it in minute + hour)
-    if singles and len(minute) * len(hour) <= 6:
-        times = [f"{h:02d}:{m:02d}" for h in expr.hours for m in expr.minutes]
-        text = f"at {_join(times)}"
-    elif expr.fields[0] == "*":
-        text = "every minute" + ("" if expr.fields[1] == "*" else f" of {_phrase(hour, 1)}")
-    else:
-        text = _phrase(minute, 0)
-        if not text.startswith("every"):
-            text = f"at {text} past " + ("every hour" if expr.fields[1] == "*" else "")
-        elif expr.fields[1] != "*":
-            text += " past "
-        text += "" if expr.fields[1] == "*" else _phrase(hour, 1)
-    days = []
-    if expr.fields[2] != "*":
-        days.append(f"on {_phrase(dom, 2)}")
-    if expr.fields[4] != "*":
-        days.append(f"on {_phrase(dow, 4)}")
-    if len(days) == 2:
-        text += f", {days[0]} if it is {days[1][3:]}" if expr.day_and else f", {' or '.join(days)}"
-    elif days:
-        text += f", {days[0]}"
-    elif singles and expr.fields[3] == "*":
-        text += " every day"
-    if expr.fields[3] != "*":
-        text += f", in {_phrase(month, 3)}"
-    return text

@@ -26,14 +26,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reconciler.core.cronexpr import (
     MACROS,
-    describe_duration,
-    explain_expr,
-    format_duration,
     looks_like_field,
     next_every,
     next_fire_at,
-    parse_duration,
     parse_expr,
+)
+from reconciler.core.cronwords import (
+    describe_duration,
+    explain_expr,
+    format_duration,
+    parse_duration,
 )
 from reconciler.core.errors import ExprError, SpecError, SpecErrors
 from reconciler.core.model import CRONTAB_FILE

@@ -2,7 +2,9 @@
 
 Level-triggered: whatever woke us, the pass reads the truth from git and the runtime.
 Failures are contained: a failed fetch or unreachable runtime tears nothing down, and
-one environment failing to apply never stops the others. Every decision is an event.
+one environment failing to apply never stops the others. Every decision is an event
+(events and statuses are kept by `records.py`). A failed pass says when to try again
+(`PassResult.retry_after`, from the error tree); the serve loop backs off from it.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class Controller:
         self.key = load_hash_key(settings.state_dir)
         self.sources = SourceReader(settings, store, self.key, provider_client)
         self.records = Records(store)
-        self.note = self.records.note
+        self.note = self.records.note  # public: the scheduler's notes go through it too
         self._set_status = self.records.set_status
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
         self._progress = progress

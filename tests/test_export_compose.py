@@ -4,16 +4,13 @@ ofelia container would (its label command split the way ofelia splits it)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
 import uuid
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 
@@ -22,21 +19,16 @@ from exporters.base import ExportSource
 from exporters.compose import ofelia_command
 from reconciler.core.crontab import parse_crontab
 from reconciler.core.spec import parse_app_spec
+from tests.export_schemas import check_compose
 from tests.test_export_support import DEMO, hostile_source
 
 COMPOSE = shutil.which("docker-compose")
 
 
-def compose_schema() -> dict[str, Any]:
-    vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
-    return json.loads((vendor / "compose-spec.json").read_text(encoding="utf-8"))
-
-
 def validate_schema(text: str) -> dict[str, Any]:
     doc = yaml.safe_load(text)
-    schema = compose_schema()
-    jsonschema.validators.validator_for(schema)(schema).validate(doc)
-    return doc
+    check_compose(doc, "docker-compose.yml")
+    return doc  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("values", [False, True])

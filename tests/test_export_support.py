@@ -22,7 +22,6 @@ from reconciler.core.spec import parse_app_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
 MARK = uuid.uuid4().hex  # unique to this run: never in any output
 SECRETS = {
     "DB_PASSWORD": f"pw-{MARK}-\"quoted\" 'single' $HOME\nnext line",
@@ -70,6 +69,50 @@ CRON_TZ=UTC
 30 1 * * 7 echo sunday ünïcödé
 @daily wget -q -O- http://web:8080/nightly
 """
+
+
+MULTI_SPEC = r"""
+name: shop
+services:
+  web:
+    build: {context: app, dockerfile: Dockerfile, args: {VERSION: "1"}}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    env: {DATABASE_URL: "postgres://db/shop", REPORT_DIR: /reports}
+    ports: [8080]
+    volumes: {uploads: /uploads}
+    healthcheck: {http: /healthz, port: 8080, interval: 5s, start_period: 20s}
+    resources: {memory: 256m, cpus: 0.5}
+  api:
+    image: busybox:1.36
+    command: ["httpd", "-f", "-p", "9090"]
+    ports: [9090]
+    volumes: {uploads: /srv/uploads}
+    resources: {memory: 1g, cpus: 1.5}
+  worker:
+    image: busybox:1.36
+    command: ["sh", "-c", "while sleep 60; do :; done"]
+    env: {QUEUE: jobs}
+    resources: {memory: 512m, cpus: 0.25}
+cron: {service: web, timezone: Europe/Paris, timeout: 10m}
+"""
+
+MULTI_CRONTAB = r"""# several services, jobs that call them, two zones
+REPORT_DIR=/reports
+*/10 * * * * curl -fsS http://localhost:8080/tasks/expire
+0 3 * * * wget -q -O- 'http://api:9090/nightly?full=1'
+30 2 1,15 * MON echo "$REPORT_DIR" > /tmp/report-dir
+CRON_TZ=UTC
+@every 90s echo tick
+15 4 * * 0 test -d "$REPORT_DIR"
+"""
+
+
+def multi_source(include_spec_values: bool = False) -> ExportSource:
+    """Three services (one built, two sharing a volume), jobs calling the app."""
+    app = parse_app_spec(MULTI_SPEC, ".hoody/app.yaml", "shop")
+    tab = parse_crontab(MULTI_CRONTAB, ".hoody/crontab", app.cron.timezone)
+    secrets = {"API_TOKEN": SECRETS["API_TOKEN"]}
+    return ExportSource("main-shop", app, tab, secrets, include_spec_values, MULTI_CRONTAB)
 
 
 def hostile_source(include_spec_values: bool = False) -> ExportSource:

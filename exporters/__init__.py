@@ -77,6 +77,8 @@ def render(fmt: str, source: ExportSource) -> ExportResult:
     if spec is None:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Collector()
+    for note in source.notes:
+        out.warn(note)
     files = spec.renderer(source, out)
     files[ENV_EXAMPLE] = env_example(source, out, fmt)
     if out.warnings:

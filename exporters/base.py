@@ -39,6 +39,11 @@ class ExportSource:
     secret_env: Mapping[str, str]  # the repo's env from hoody.yaml; values are never output
     include_spec_values: bool = False
     crontab_text: str | None = None  # the original .hoody/crontab, for formats that keep it
+    # The repository's root seen from the folder the files are written to (POSIX path):
+    # paths into the repository (Compose build contexts) are written relative to it.
+    repo_root: str = "."
+    # Said about the source itself (a fork's withheld env...): returned as warnings.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass

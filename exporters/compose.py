@@ -6,6 +6,10 @@ limits. The crontab becomes `ofelia.job-exec.<job>.*` labels on the cron service
 an ofelia container (mcuadros/ofelia, `daemon --docker`) started next to the project
 runs in that service's container, as hoody does; `x-hoody-crontab` keeps the original.
 
+Build contexts are written relative to the folder the file is written to
+(`ExportSource.repo_root`: the CLI computes it from `--dir`/`--repo` and `-o`), because
+Compose resolves them from the file's own folder.
+
 ofelia's cron (robfig/cron v1) wants six fields with seconds first and reads them in the
 ofelia container's local time (UTC unless its TZ is set); its `command` is split into
 words by gobs/args, not a shell, so the job is `sh -c "<script>"` with `\\` and `"`
@@ -15,6 +19,7 @@ does not interpolate it; only the deliberate `${NAME}` placeholders are interpol
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from reconciler.core.model import ServiceSpec
@@ -55,6 +60,7 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         services=services,
         volumes=volumes,
         crontab=source.crontab_text,
+        repo_root=source.repo_root if any(s["build"] for s in services) else None,
     )
     return {"docker-compose.yml": text}
 
@@ -63,7 +69,7 @@ def _service(source: ExportSource, svc: ServiceSpec, out: Collector) -> dict[str
     build = None
     if svc.build is not None:
         build = {
-            "context": svc.build.context,
+            "context": posixpath.normpath(posixpath.join(source.repo_root, svc.build.context)),
             "dockerfile": svc.build.dockerfile,
             "args": build_args(source, svc, out),
         }

@@ -4,8 +4,12 @@ ofelia container would (its label command split the way ofelia splits it)."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -212,3 +216,137 @@ def test_the_example_app_comes_up_healthy_from_its_compose_export(
     finally:
         compose("down", "-v", "--remove-orphans", "--rmi", "local", timeout=150)
     assert not docker_engine.containers.list(all=True, filters={"name": project})
+
+
+BUILD_SPEC = """
+name: built
+services:
+  web:
+    build: {context: app, dockerfile: Dockerfile, args: {GREETING: committed}}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports: [8080]
+  worker:
+    build: {context: ., dockerfile: docker/worker.Dockerfile}
+    command: ["sleep", "3600"]
+"""
+
+
+def built_repo(root: Path) -> Path:
+    """A working tree with two services built from different contexts."""
+    files = {
+        ".hoody/app.yaml": BUILD_SPEC,
+        "app/Dockerfile": "FROM busybox:1.36\nARG GREETING\nCOPY index.html /www/\n"
+        'RUN echo "$GREETING" > /www/greeting\n',
+        "app/index.html": "built from app/\n",
+        "docker/worker.Dockerfile": "FROM busybox:1.36\nCOPY app/index.html /worker.html\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def export_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.cli.main", "export", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_build_contexts_are_relative_to_the_output_folder(tmp_path: Path) -> None:
+    repo = built_repo(tmp_path / "repo")
+    cases = [
+        (["--dir", "repo", "-o", "repo/out"], tmp_path, repo / "out", ["../app", ".."]),
+        (
+            ["--dir", ".", "-o", "deploy/compose"],
+            repo,
+            repo / "deploy/compose",
+            ["../../app", "../.."],
+        ),
+        (
+            ["--dir", "repo", "-o", "elsewhere"],
+            tmp_path,
+            tmp_path / "elsewhere",
+            ["../repo/app", "../repo"],
+        ),
+        (["--dir", "repo", "-o", "repo"], tmp_path, repo, ["app", "."]),
+    ]
+    for args, cwd, out, contexts in cases:
+        run = export_cli("compose", *args, cwd=cwd)
+        assert run.returncode == 0, run.stderr
+        doc = yaml.safe_load((out / "docker-compose.yml").read_text())
+        got = [doc["services"][s]["build"]["context"] for s in ("web", "worker")]
+        assert got == contexts, args
+        for svc, context in zip(("web", "worker"), got, strict=True):
+            dockerfile = doc["services"][svc]["build"]["dockerfile"]
+            assert (out / context / dockerfile).is_file(), (args, svc)
+
+
+def test_env_export_takes_the_repository_from_repo(tmp_path: Path) -> None:
+    from exporters.cli import add_parser, run
+
+    repo = built_repo(tmp_path / "checkout")
+    source = source_from_dir(repo)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    out = tmp_path / "out"
+    args = parser.parse_args(
+        ["export", "compose", "--env", "main-built", "--repo", str(repo), "-o", str(out)]
+    )
+    assert run(args, lambda name: source, io.StringIO(), io.StringIO()) == 0
+    doc = yaml.safe_load((out / "docker-compose.yml").read_text())
+    assert doc["services"]["web"]["build"]["context"] == "../checkout/app"
+    bad = parser.parse_args(["export", "compose", "--dir", str(repo), "--repo", str(repo)])
+    err = io.StringIO()
+    assert run(bad, lambda name: source, io.StringIO(), err) == 2
+    assert "--repo goes with --env" in err.getvalue()
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(240)
+def test_compose_builds_from_the_output_folder(tmp_path: Path, docker_engine: Any) -> None:
+    """`hoody export compose --dir repo -o repo/out`, then `docker-compose -f
+    repo/out/docker-compose.yml build` from another folder, on the real engine."""
+    if COMPOSE is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    repo = built_repo(tmp_path / "repo")
+    run = export_cli(
+        "compose", "--dir", "repo", "-o", "repo/out", "--include-spec-values", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    project = f"hoodybuild{uuid.uuid4().hex[:10]}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    images = [f"{project}{sep}{svc}" for svc in ("web", "worker") for sep in ("_", "-")]
+    try:
+        build = subprocess.run(
+            [str(COMPOSE), "-p", project, "-f", str(repo / "out" / "docker-compose.yml"), "build"],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=200,
+        )
+        assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+        built = {}
+        for name in images:
+            found = docker_engine.images.list(name=name)
+            if found:
+                built[name.rsplit(name[len(project)], 1)[-1]] = found[0]
+        assert set(built) == {"web", "worker"}, images
+
+        def cat(image: Any, path: str) -> str:
+            return docker_engine.containers.run(
+                image.id, ["cat", path], remove=True, labels={"hoody.test": project}
+            ).decode()
+
+        assert cat(built["web"], "/www/index.html") == "built from app/\n"
+        assert cat(built["web"], "/www/greeting") == "committed\n"
+        assert cat(built["worker"], "/worker.html") == "built from app/\n"
+    finally:
+        for name in images:
+            for image in docker_engine.images.list(name=name):
+                with contextlib.suppress(Exception):
+                    docker_engine.images.remove(image.id, force=True)

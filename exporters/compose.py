@@ -10,11 +10,17 @@ Build contexts are written relative to the folder the file is written to
 (`ExportSource.repo_root`: the CLI computes it from `--dir`/`--repo` and `-o`), because
 Compose resolves them from the file's own folder.
 
-ofelia's cron (robfig/cron v1) wants six fields with seconds first and reads them in the
-ofelia container's local time (UTC unless its TZ is set); its `command` is split into
-words by gobs/args, not a shell, so the job is `sh -c "<script>"` with `\\` and `"`
-escaped for that splitter. Every `$` is written `$$` (the `cy` template filter) so Compose
-does not interpolate it; only the deliberate `${NAME}` placeholders are interpolated.
+ofelia's cron (robfig/cron v1 in its released image) wants six fields with seconds first
+and reads them in the ofelia container's local time, UTC. So each entry is converted on
+its own: exactly to UTC when its zone has one offset; in a zone with daylight saving time
+as one ofelia job per offset, each starting with an sh guard that ends it unless
+`date +%z` under the zone's POSIX TZ rule (from the TZif footer: no tzdata needed in the
+image) is that offset. `@every` that is a cron schedule is written as cron (aligned on
+the epoch, as hoody runs it); another `@every` is ofelia's own, which counts from
+ofelia's start (warned). Its `command` is split into words by gobs/args, not a shell, so
+the job is `sh -c "<script>"` with `\\` and `"` escaped for that splitter. Every `$` is
+written `$$` (the `cy` template filter) so Compose does not interpolate it; only the
+deliberate `${NAME}` placeholders are interpolated.
 """
 
 from __future__ import annotations
@@ -34,7 +40,16 @@ from .base import (
     http_probe_command,
     jobs,
     service_env,
-    utc_fields,
+)
+from .schedules import (
+    Schedule,
+    ambiguous_days,
+    entry_schedule,
+    offset_guard,
+    offset_text,
+    posix_rule,
+    shift_to_utc,
+    zone_offsets,
 )
 from .templating import render_template
 
@@ -50,7 +65,7 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         out.warn(
             "the schedule runs only if an ofelia container runs next to this project: "
             "`docker run -d -v /var/run/docker.sock:/var/run/docker.sock:ro "
-            "mcuadros/ofelia:latest daemon --docker`"
+            "mcuadros/ofelia:latest daemon --docker`, in UTC (leave its TZ unset)"
         )
     cron_settings(source, out, PLATFORM, {"forbid", "user"})
     volumes = sorted({v for svc in source.app.services.values() for v in svc.volumes})
@@ -113,35 +128,82 @@ def _service(source: ExportSource, svc: ServiceSpec, out: Collector) -> dict[str
 def _ofelia_labels(source: ExportSource, out: Collector) -> dict[str, str]:
     labels: dict[str, str] = {}
     for job in jobs(source):
-        spec = _schedule(job, out)
-        if spec is None:
-            continue
-        prefix = f"ofelia.job-exec.{job.name}"
-        labels[f"{prefix}.schedule"] = spec
-        labels[f"{prefix}.command"] = ofelia_command(job.argv)
-        labels[f"{prefix}.user"] = source.app.cron.user
-        if source.app.cron.concurrency == "forbid":
-            labels[f"{prefix}.no-overlap"] = "true"
+        for suffix, spec, guard in _schedules(job, out):
+            prefix = f"ofelia.job-exec.{job.name}{suffix}"
+            script = job.script if guard is None else f"{guard}; {job.script}"
+            labels[f"{prefix}.schedule"] = spec
+            labels[f"{prefix}.command"] = ofelia_command([job.entry.shell, "-c", script])
+            labels[f"{prefix}.user"] = source.app.cron.user
+            if source.app.cron.concurrency == "forbid":
+                labels[f"{prefix}.no-overlap"] = "true"
     if labels:
         labels["ofelia.enabled"] = "true"
     return labels
 
 
-def _schedule(job: Job, out: Collector) -> str | None:
+def _schedules(job: Job, out: Collector) -> list[tuple[str, str, str | None]]:
+    """(label suffix, ofelia schedule, sh guard or None) for each ofelia job of `job`.
+
+    ofelia reads every schedule in its own zone, UTC. An entry in a zone with daylight
+    saving time becomes one job per UTC offset of that zone, each ending at once unless
+    its offset is the one in force (`date +%z` under the zone's POSIX TZ rule)."""
     entry = job.entry
-    if entry.kind == "every" and entry.every is not None and entry.every == int(entry.every):
-        # ofelia has @every itself; it counts from its own start, not from the epoch.
-        return f"@every {int(entry.every)}s"
-    fields = utc_fields(
-        job,
-        out,
-        "ofelia",
-        lambda zone, problem: (
-            f"ofelia reads schedules in its own local time, and {problem}; "
-            f"exported as written: run ofelia with TZ={zone}"
-        ),
+    schedule, problem = entry_schedule(entry)
+    if schedule is None:
+        every = entry.every if entry.kind == "every" else None
+        if every is None or every != int(every):
+            out.warn(f"{job.label}: not exported: {problem}")
+            return []
+        out.warn(
+            f"{job.label}: ofelia counts @every from its own start, not from the Unix "
+            f"epoch as hoody does: it first fires {int(every)}s after ofelia starts (or "
+            "restarts), then at that interval"
+        )
+        return [("", f"@every {int(every)}s", None)]
+    zone = schedule.timezone
+    offsets = zone_offsets(zone) or []
+    shifted = [shift_to_utc(schedule, o)[0] for o in offsets]
+    utc = [s for s in shifted if s is not None]
+    rule = posix_rule(zone)
+    if offsets and len(utc) == len(offsets) and len({s.fields for s in utc}) == 1:
+        return [_one(job, utc[0], out)]  # the same UTC times whatever the offset
+    if len(offsets) > 1 and len(utc) == len(offsets) and rule is not None:
+        suffixes = [_suffix(o) for o in offsets]
+        described = ", ".join(
+            f"{job.name}{x} '0 {s.fields}'" for x, s in zip(suffixes, utc, strict=True)
+        )
+        out.warn(
+            f"{job.label}: ofelia reads schedules in UTC and {zone} changes its offset, so "
+            f"it is one ofelia job per offset ({described}), each running only while its "
+            f"offset is in force (`TZ={rule} date +%z` in the container); on the nights "
+            "the clocks change, a time in the skipped hour does not run and one in the "
+            "repeated hour runs twice"
+        )
+        return [
+            (x, _one(job, s, out)[1], offset_guard(rule, o))
+            for x, s, o in zip(suffixes, utc, offsets, strict=True)
+        ]
+    why = "its times do not shift to one UTC cron line" if offsets else "no whole-minute offset"
+    if len(offsets) > 1 and rule is None:
+        why = f"no POSIX TZ rule found for {zone}"
+    out.warn(
+        f"{job.label}: ofelia reads schedules in UTC and {zone} cannot be converted "
+        f"exactly ({why}); exported as written, so it fires at those times in UTC"
     )
-    return None if fields is None else f"0 {fields}"
+    return [_one(job, Schedule(schedule.fields, "UTC"), out)]
+
+
+def _suffix(offset: int) -> str:
+    """`-utcp0100`, `-utcm0500`: a label-safe name part for a UTC offset."""
+    text = offset_text(offset)
+    return f"-utc{'p' if text[0] == '+' else 'm'}{text[1:]}"
+
+
+def _one(job: Job, schedule: Schedule, out: Collector) -> tuple[str, str, None]:
+    note = ambiguous_days(schedule.fields)
+    if note:
+        out.warn(f"{job.label}: {note}")
+    return "", f"0 {schedule.fields}", None
 
 
 def ofelia_command(argv: list[str]) -> str:

@@ -18,10 +18,14 @@ Functions return `(result, problem)`: exactly one of them is None.
 
 from __future__ import annotations
 
+import shlex
+import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from importlib import resources
 from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from reconciler.core.cronexpr import CronExpr, parse_expr
@@ -139,22 +143,10 @@ def is_utc(zone: str) -> bool:
     return fixed_offset(zone) == 0
 
 
-@lru_cache(maxsize=128)
 def fixed_offset(zone: str) -> int | None:
     """The zone's UTC offset in minutes if it is the same all of 2020-2045, else None."""
-    if zone in ("UTC", "Etc/UTC"):
-        return 0
-    tz = ZoneInfo(zone)
-    instant = datetime(2020, 1, 1, tzinfo=UTC)
-    offsets = set()
-    while instant.year < 2046:  # weekly samples: daylight saving time lasts months
-        offset = instant.astimezone(tz).utcoffset()
-        offsets.add(offset.total_seconds() if offset is not None else 0.0)
-        instant += timedelta(days=7)
-    if len(offsets) != 1:
-        return None
-    offset_seconds = offsets.pop()
-    return int(offset_seconds // 60) if offset_seconds % 60 == 0 else None
+    offsets = zone_offsets(zone)
+    return offsets[0] if offsets is not None and len(offsets) == 1 else None
 
 
 def to_utc(schedule: Schedule) -> tuple[Schedule | None, str | None]:
@@ -165,6 +157,12 @@ def to_utc(schedule: Schedule) -> tuple[Schedule | None, str | None]:
             f"{schedule.timezone} changes its UTC offset (daylight saving time), so no UTC "
             "schedule fires at the same moments all year"
         )
+    return shift_to_utc(schedule, offset)
+
+
+def shift_to_utc(schedule: Schedule, offset: int) -> tuple[Schedule | None, str | None]:
+    """The schedule's firings while its zone is `offset` minutes ahead of UTC, as a UTC
+    schedule, when exact."""
     if offset == 0:
         return Schedule(schedule.fields, "UTC"), None
     expr = parse_expr(schedule.fields)
@@ -186,6 +184,66 @@ def to_utc(schedule: Schedule) -> tuple[Schedule | None, str | None]:
     minute_text = parts[0] if set(minutes) == set(expr.minutes) else compress(minutes, 0, 59)
     hour_text = parts[1] if hours == sorted(expr.hours) else compress(hours, 0, 23)
     return Schedule(" ".join([minute_text, hour_text, *days]), "UTC"), None
+
+
+def zone_offsets(zone: str) -> list[int] | None:
+    """Every UTC offset (minutes) the zone uses in 2020-2045, or None if one is not whole
+    minutes."""
+    if zone in ("UTC", "Etc/UTC"):
+        return [0]
+    found = _offsets(zone)
+    return list(found) if found is not None else None
+
+
+@lru_cache(maxsize=128)
+def _offsets(zone: str) -> tuple[int, ...] | None:
+    tz = ZoneInfo(zone)
+    instant = datetime(2020, 1, 1, tzinfo=UTC)
+    seen: set[float] = set()
+    while instant.year < 2046:  # weekly samples: daylight saving time lasts months
+        offset = instant.astimezone(tz).utcoffset()
+        seen.add(offset.total_seconds() if offset is not None else 0.0)
+        instant += timedelta(days=7)
+    if any(s % 60 for s in seen):
+        return None
+    return tuple(sorted(int(s // 60) for s in seen))
+
+
+@lru_cache(maxsize=128)
+def posix_rule(zone: str) -> str | None:
+    """The zone's current rule as a POSIX TZ string (`CET-1CEST,M3.5.0,M10.5.0/3`), read
+    from the footer of its TZif file: any libc, busybox's too, reads it without tzdata."""
+    data = _tzif(zone)
+    if data is None or not data.startswith(b"TZif") or data[4:5] < b"2":
+        return None
+    footer = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    rule = footer.decode("ascii", "replace").strip()
+    return rule if rule and "\ufffd" not in rule else None
+
+
+def _tzif(zone: str) -> bytes | None:
+    if ".." in zone.split("/") or zone.startswith("/"):
+        return None
+    for base in zoneinfo.TZPATH:
+        path = Path(base) / zone
+        if path.is_file():
+            return path.read_bytes()
+    try:
+        return resources.files("tzdata.zoneinfo").joinpath(zone).read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return None
+
+
+def offset_text(offset: int) -> str:
+    """`+0100`, `-0330`: how `date +%z` prints an offset of `offset` minutes."""
+    sign = "-" if offset < 0 else "+"
+    hours, minutes = divmod(abs(offset), 60)
+    return f"{sign}{hours:02d}{minutes:02d}"
+
+
+def offset_guard(rule: str, offset: int) -> str:
+    """sh that ends the job quietly unless the zone is `offset` minutes ahead of UTC now."""
+    return f'[ "$(TZ={shlex.quote(rule)} date +%z)" = {offset_text(offset)} ] || exit 0'
 
 
 def _shift_days(expr: CronExpr, carries: set[int]) -> tuple[list[str] | None, str | None]:

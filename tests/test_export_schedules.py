@@ -135,3 +135,20 @@ def test_field_rewrites() -> None:
     assert min_gap_minutes("*/5 * * * *") == 5
     assert min_gap_minutes("0,1 * * * *") == 1
     assert min_gap_minutes("0 0 * * *") == 1440
+
+
+def test_zone_offsets_posix_rules_and_shifts() -> None:
+    from exporters.schedules import offset_text, posix_rule, shift_to_utc, zone_offsets
+
+    assert zone_offsets("Europe/Paris") == [60, 120]
+    assert zone_offsets("Asia/Kolkata") == [330]
+    assert zone_offsets("UTC") == [0]
+    assert posix_rule("Europe/Paris") == "CET-1CEST,M3.5.0,M10.5.0/3"
+    assert posix_rule("America/New_York") == "EST5EDT,M3.2.0,M11.1.0"
+    assert posix_rule("../../../etc/passwd") is None
+    assert (offset_text(120), offset_text(-270), offset_text(0)) == ("+0200", "-0430", "+0000")
+    # 00:30 on Mondays in Paris is Sunday evening in UTC, either offset
+    winter, _ = shift_to_utc(Schedule("30 0 * * 1", "Europe/Paris"), 60)
+    summer, _ = shift_to_utc(Schedule("30 0 * * 1", "Europe/Paris"), 120)
+    assert winter is not None and winter.fields == "30 23 * * 0"
+    assert summer is not None and summer.fields == "30 22 * * 0"

@@ -134,12 +134,32 @@ def image_ref(service: ServiceSpec, out: Collector, platform: str) -> str:
     return out.need(var, f"image of service {service.name!r}, built and pushed by you")
 
 
+# Formats whose files are meant to go through envsubst, and how to apply them then.
+SUBSTITUTED = {
+    "kubernetes": "for f in *.yaml; do echo ---; envsubst {names} < $f; done | kubectl apply -f -",
+    "cloudrun": "envsubst {names} < service.yaml > /tmp/service.yaml && "
+    "gcloud run services replace /tmp/service.yaml  (jobs/*.yaml and scheduler/*.json alike)",
+}
+
+
+def envsubst_names(out: Collector) -> str:
+    """envsubst's SHELL-FORMAT argument naming exactly our placeholders: any other `$`
+    text is left alone (and the files write none: `substitutable` templates)."""
+    return shlex.quote(" ".join(f"${name}" for name in sorted(out.placeholders)))
+
+
 def env_example(source: ExportSource, out: Collector, fmt: str) -> str:
     lines = [
         f"# Variables the {fmt} export of {source.name} needs.",
         "# Copy to .env (or set them in the platform) and fill in; never commit real values.",
         "# Every ${NAME} in the exported files stands for one of these.",
     ]
+    if fmt in SUBSTITUTED and out.placeholders:
+        lines += [
+            "# Substitute them with exactly these names (envsubst then leaves every other $):",
+            "#   set -a; . ./.env; set +a",
+            "#   " + SUBSTITUTED[fmt].format(names=envsubst_names(out)),
+        ]
     for p in sorted(out.placeholders.values(), key=lambda p: p.name):
         lines += ["", f"# {p.why}".replace("\n", " "), f"{p.name}={p.example}"]
     return "\n".join(lines) + "\n"

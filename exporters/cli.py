@@ -12,9 +12,9 @@ files go (`-o`, else the current directory), the repository being `--dir` or, fo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO

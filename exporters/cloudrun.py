@@ -2,7 +2,9 @@
 Cloud Run Job (`jobs/<job>.yaml`) with a Cloud Scheduler job (`scheduler/<job>.json`)
 that runs it on its unix-cron schedule in its time zone.
 
-Deploy with `gcloud run services replace service.yaml`, `gcloud run jobs replace
+Every file is rendered `substitutable`: only our `${NAME}` placeholders keep a `$`, for
+the `envsubst` command `.env.example` prints. Deploy with
+`gcloud run services replace service.yaml`, `gcloud run jobs replace
 jobs/<job>.yaml`, and the scheduler JSON as the body of Cloud Scheduler's
 `projects.locations.jobs.create`. Cloud Run runs every service of the environment as
 containers of one instance: one of them (the first with a port) receives the traffic,
@@ -28,7 +30,7 @@ from .base import (
     service_env,
 )
 from .schedules import ambiguous_days, entry_schedule
-from .templating import render_template
+from .templating import Var, render_template
 
 PLATFORM = "Cloud Run"
 MIB = 1024 * 1024
@@ -57,6 +59,7 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
             )
         files["service.yaml"] = render_template(
             "cloudrun-service.yaml.j2",
+            substitutable=True,
             name=run_name(source.name),
             containers=containers,
             volumes=_volumes(services, out),
@@ -145,6 +148,7 @@ def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]
     return {
         f"jobs/{job.name}.yaml": render_template(
             "cloudrun-job.yaml.j2",
+            substitutable=True,
             name=name,
             source=job.label,
             container=container,
@@ -153,12 +157,15 @@ def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]
         ),
         f"scheduler/{job.name}.json": render_template(
             "cloudscheduler-job.json.j2",
-            name=f"projects/{project}/locations/{region}/jobs/{name}",
+            substitutable=True,
+            name=Var(f"projects/{project}/locations/{region}/jobs/{name}"),
             description=job.label[:500],
             schedule=schedule.fields,
             timezone=schedule.timezone,
-            uri=f"https://run.googleapis.com/v2/projects/{project}/locations/{region}/jobs/"
-            f"{name}:run",
+            uri=Var(
+                f"https://run.googleapis.com/v2/projects/{project}/locations/{region}/jobs/"
+                f"{name}:run"
+            ),
             account=out.need("SCHEDULER_SERVICE_ACCOUNT", "service account that runs the jobs"),
             scope=RUN_SCOPE,
         ),

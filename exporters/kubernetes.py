@@ -2,11 +2,16 @@
 
 Per service a Deployment (and a Service when it has ports), an Ingress for the first
 published port, a PersistentVolumeClaim per named volume, a Secret holding every
-`${NAME}` placeholder (substitute them, e.g. with `envsubst`, before applying), and one
+`${NAME}` placeholder (substituted with the `envsubst` command `.env.example` prints,
+which names exactly our placeholders), and one
 `batch/v1` CronJob per crontab entry: the cron service's image running `sh -c <script>`,
 in the entry's `timeZone`, with `concurrencyPolicy`, `activeDeadlineSeconds` and
 `backoffLimit` from the spec's `cron:` settings. A CronJob runs in a new pod, not in the
 running service's container, so it gets the same environment and volumes.
+
+Every file is rendered `substitutable` (a `$` that is not one of our placeholders is
+written `\\u0024`), and in commands, args and env values every `$` is doubled first,
+because the kubelet expands `$(NAME)` there and reads `$$` as a literal `$`.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         labels = _labels(source, svc.name)
         files[f"deployment-{svc.name}.yaml"] = render_template(
             "k8s-deployment.yaml.j2",
+            substitutable=True,
             name=name,
             labels=labels,
             recreate=bool(svc.volumes),
@@ -55,12 +61,13 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         if svc.ports:
             ports = [{"name": f"p{p}", "port": p, "targetPort": p} for p in svc.ports]
             files[f"service-{svc.name}.yaml"] = render_template(
-                "k8s-service.yaml.j2", name=name, labels=labels, ports=ports
+                "k8s-service.yaml.j2", substitutable=True, name=name, labels=labels, ports=ports
             )
     published = next((s for s in source.app.services.values() if s.ports), None)
     if published is not None:
         files["ingress.yaml"] = render_template(
             "k8s-ingress.yaml.j2",
+            substitutable=True,
             name=dns_name(source.name),
             labels=_labels(source, published.name),
             service=dns_name(source.name, published.name),
@@ -68,7 +75,7 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         )
     for vol, claim in claims.items():
         files[f"pvc-{vol}.yaml"] = render_template(
-            "k8s-pvc.yaml.j2", name=claim, labels=_labels(source, None)
+            "k8s-pvc.yaml.j2", substitutable=True, name=claim, labels=_labels(source, None)
         )
     if claims:
         out.warn(
@@ -78,13 +85,19 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
     for job in jobs(source):
         cronjob = _cronjob(source, job, secret, claims, out)
         if cronjob is not None:
-            files[f"cronjob-{job.name}.yaml"] = render_template("k8s-cronjob.yaml.j2", **cronjob)
+            files[f"cronjob-{job.name}.yaml"] = render_template(
+                "k8s-cronjob.yaml.j2", substitutable=True, **cronjob
+            )
     cron_settings(source, out, PLATFORM, {"timeout", "retries", "forbid", "replace", "user"})
-    placeholders = {p: "${" + p + "}" for p in sorted(out.placeholders)}
+    placeholders = {p: Var("${" + p + "}") for p in sorted(out.placeholders)}
     secret_keys = {p: v for p, v in placeholders.items() if not p.startswith("IMAGE_")}
     if secret_keys:
         files["secret.yaml"] = render_template(
-            "k8s-secret.yaml.j2", name=secret, labels=_labels(source, None), data=secret_keys
+            "k8s-secret.yaml.j2",
+            substitutable=True,
+            name=secret,
+            labels=_labels(source, None),
+            data=secret_keys,
         )
     return files
 
@@ -105,12 +118,12 @@ def _container(
             ref = {"name": secret, "key": value[2:-1]}
             env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
         else:
-            env.append({"name": key, "value": value})
+            env.append({"name": key, "value": kubelet_literal(value)})
     container: dict[str, Any] = {"name": name, "image": image_ref(svc, out, PLATFORM)}
     if svc.entrypoint:
-        container["command"] = list(svc.entrypoint)
+        container["command"] = [kubelet_literal(a) for a in svc.entrypoint]
     if svc.command:
-        container["args"] = list(svc.command)
+        container["args"] = [kubelet_literal(a) for a in svc.command]
     if svc.working_dir:
         container["workingDir"] = svc.working_dir
     if svc.ports:
@@ -132,6 +145,12 @@ def _container(
     if context:
         container["securityContext"] = context
     return container
+
+
+def kubelet_literal(text: str) -> str:
+    """`text` as the kubelet passes it on: it expands `$(NAME)` in commands, args and env
+    values, and reads `$$` as `$`."""
+    return text.replace("$", "$$")
 
 
 def _run_as(user: str | None, what: str, out: Collector) -> dict[str, int]:
@@ -186,7 +205,7 @@ def _cronjob(
     container = _container(source, job.service, "job", secret, out)
     for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe", "args"):
         container.pop(key, None)
-    container["command"] = job.argv
+    container["command"] = [kubelet_literal(a) for a in job.argv]
     context = _run_as(cron.user, "cron.user", out)
     if context:
         container["securityContext"] = context

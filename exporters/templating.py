@@ -12,6 +12,12 @@ through a filter that encodes it as a complete scalar of the target format.
   interpolates `${...}` in every value and `$$` is its escape for a literal `$`; only
   `Var` strings (the placeholders exporters create on purpose) keep their `$`.
 
+Files meant to go through `envsubst` (Kubernetes, Cloud Run) are rendered with
+`substitutable=True`: there every filter writes each `$` of a non-`Var` string as the
+escape `\u0024` (YAML and JSON read it back as `$`), so envsubst, which has no escape of
+its own, sees no `$` but our placeholders' and cannot rewrite `$REPORT_DIR` in a command
+or turn a branch's `${AWS_SECRET_ACCESS_KEY}` into the secret; comments show `\u0024`.
+
 `StrictUndefined` turns a misspelt variable into an error instead of an empty string.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -54,6 +61,40 @@ def yaml_scalar(value: Any) -> str:
     return _NOT_YAML.sub(_escape, json.dumps(value, ensure_ascii=False))
 
 
+def safe_json(value: Any, indent: int | None = None, level: int = 0) -> str:
+    """JSON text of `value` (laid out as `json.dumps` does) in which no `$` appears but
+    those of `Var` placeholders: every other one is written `\\u0024`."""
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+        return text if isinstance(value, Var) else text.replace("$", "\\u0024")
+    if isinstance(value, dict):
+        items = [
+            f"{safe_json(str(k))}: {safe_json(v, indent, level + 1)}" for k, v in value.items()
+        ]
+        return _layout(items, "{", "}", indent, level)
+    if isinstance(value, list | tuple):
+        items = [safe_json(v, indent, level + 1) for v in value]
+        return _layout(items, "[", "]", indent, level)
+    return json.dumps(value)
+
+
+def _layout(items: list[str], start: str, end: str, indent: int | None, level: int) -> str:
+    if indent is None or not items:
+        return start + ", ".join(items) + end
+    pad, inner = " " * (indent * level), " " * (indent * (level + 1))
+    return start + "\n" + ",\n".join(inner + i for i in items) + "\n" + pad + end
+
+
+def safe_yaml_scalar(value: Any) -> str:
+    return _NOT_YAML.sub(_escape, safe_json(value))
+
+
+def safe_to_json(value: Any, indent: int | None = None, at: int = 0) -> str:
+    """`to_json` for substitutable files: only `Var`s keep a `$`."""
+    text = safe_json(value, indent)
+    return text.replace("\n", "\n" + " " * at) if at else text
+
+
 def compose_scalar(value: Any) -> str:
     """A YAML scalar for a Compose file: `$` doubled so Compose never interpolates it."""
     return yaml_scalar(_dollars(value))
@@ -71,34 +112,33 @@ def _dollars(value: Any) -> Any:
     return value
 
 
-def yaml_block(value: Any, indent: int = 0) -> str:
+def yaml_block(value: Any, indent: int = 0, scalar: Callable[[Any], str] = yaml_scalar) -> str:
     """`value` as block-style YAML lines, each starting with a newline and `indent`
-    spaces, for `key:{{ value | yb(2) }}`. Every key and scalar goes through `y`."""
+    spaces, for `key:{{ value | yb(2) }}`. Every key and scalar goes through `scalar`."""
     pad = " " * indent
     if isinstance(value, dict) and value:
         out = []
         for key, item in value.items():
-            head = f"\n{pad}{yaml_key(str(key))}:"
-            out.append(
-                head + (yaml_block(item, indent + 2) if _nested(item) else f" {yaml_scalar(item)}")
-            )
+            head = f"\n{pad}{yaml_key(str(key), scalar)}:"
+            inner = yaml_block(item, indent + 2, scalar) if _nested(item) else f" {scalar(item)}"
+            out.append(head + inner)
         return "".join(out)
     if isinstance(value, list | tuple) and value:
         out = []
         for item in value:
             if isinstance(item, dict) and item:
-                inner = yaml_block(item, indent + 2)
+                inner = yaml_block(item, indent + 2, scalar)
                 out.append(f"\n{pad}- " + inner[indent + 3 :])
             else:
-                out.append(f"\n{pad}- {yaml_scalar(item)}")
+                out.append(f"\n{pad}- {scalar(item)}")
         return "".join(out)
-    return f" {yaml_scalar(value)}"
+    return f" {scalar(value)}"
 
 
-def yaml_key(key: str) -> str:
+def yaml_key(key: str, scalar: Callable[[Any], str] = yaml_scalar) -> str:
     """A mapping key, plain when that cannot be misread (`name`, `app.kubernetes.io/name`)."""
     plain = _PLAIN_KEY.fullmatch(key) and key.lower() not in _YAML_WORDS
-    return key if plain else yaml_scalar(key)
+    return key if plain else scalar(key)
 
 
 def _nested(value: Any) -> bool:
@@ -115,7 +155,11 @@ def comment(text: str) -> str:
     return "\n".join(f"# {_NOT_YAML.sub('?', line)}".rstrip() for line in lines)
 
 
-def environment() -> Environment:
+def safe_comment(text: str) -> str:
+    return comment(str(text).replace("$", "\\u0024"))
+
+
+def environment(substitutable: bool = False) -> Environment:
     env = Environment(
         loader=PackageLoader("exporters", "templates"),
         undefined=StrictUndefined,
@@ -124,20 +168,28 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["tojson"] = to_json
-    env.filters["y"] = yaml_scalar
     env.filters["cy"] = compose_scalar
-    env.filters["comment"] = comment
-    env.filters["yb"] = yaml_block
-    env.filters["yk"] = yaml_key
+    if substitutable:
+        env.filters["tojson"] = safe_to_json
+        env.filters["y"] = safe_yaml_scalar
+        env.filters["comment"] = safe_comment
+        env.filters["yb"] = lambda v, indent=0: yaml_block(v, indent, safe_yaml_scalar)
+        env.filters["yk"] = lambda k: yaml_key(k, safe_yaml_scalar)
+    else:
+        env.filters["tojson"] = to_json
+        env.filters["y"] = yaml_scalar
+        env.filters["comment"] = comment
+        env.filters["yb"] = yaml_block
+        env.filters["yk"] = yaml_key
     return env
 
 
-_ENV: Environment | None = None
+_ENVS: dict[bool, Environment] = {}
 
 
-def render_template(template: str, /, **context: Any) -> str:
-    global _ENV
-    if _ENV is None:
-        _ENV = environment()
-    return _ENV.get_template(template).render(**context)
+def render_template(template: str, /, substitutable: bool = False, **context: Any) -> str:
+    """Render `template`; `substitutable` for files the user runs through envsubst."""
+    env = _ENVS.get(substitutable)
+    if env is None:
+        env = _ENVS[substitutable] = environment(substitutable)
+    return env.get_template(template).render(**context)

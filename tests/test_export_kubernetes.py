@@ -10,6 +10,7 @@ from kubernetes_validate.utils import latest_version
 
 from exporters import render, source_from_dir
 from exporters.base import ExportSource
+from tests.test_export_envsubst import kubelet_expand
 from tests.test_export_support import DEMO, hostile_source
 
 VERSION = latest_version()
@@ -50,7 +51,7 @@ def test_cronjobs_carry_schedule_zone_policy_and_deadline() -> None:
     assert daily["jobTemplate"]["spec"]["backoffLimit"] == 2
     (container,) = daily["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["command"][:2] == ["/bin/sh", "-c"]
-    assert "daily: it's $MSG" in container["command"][2]
+    assert "daily: it's $MSG" in kubelet_expand(container["command"][2], {})
     assert jobs["30 2 1,15 * MON"]["timeZone"] == "Europe/Paris"
     assert jobs["*/5 * * * *"]["timeZone"] == "UTC"  # @every 5m, whole multiples since 1970
     assert jobs["30 1 * * 0"]["timeZone"] == "UTC"  # Sunday written 0 for robfig/cron
@@ -61,7 +62,7 @@ def test_hostile_env_values_are_kept_exactly() -> None:
     source = hostile_source(include_spec_values=True)
     deployment = manifests(source)["deployment-web.yaml"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    values = {e["name"]: e.get("value") for e in container["env"]}
+    values = {e["name"]: kubelet_expand(e.get("value", ""), {}) for e in container["env"]}
     spec_env = source.app.services["web"].env
     for name in ("NEWLINES", "DOLLARS", "UNICODE", "YAMLISH"):
         assert values[name] == spec_env[name]

@@ -5,7 +5,10 @@ Files are the request bodies of `aws ecs register-task-definition --cli-input-js
 `aws scheduler create-schedule --cli-input-json`. Schedules use AWS's own
 `cron(min hour dom month dow year)` (see `schedules.aws_cron`) in the entry's time zone
 (`ScheduleExpressionTimezone`). Account, region, cluster, roles and network are
-placeholders listed in `.env.example`, like every environment value.
+placeholders listed in `.env.example`, like every environment value. Every task, the
+services' and each job's, gets the smallest valid Fargate CPU/memory pair that holds its
+containers' reservations (RegisterTaskDefinition refuses any other pair, and a task
+smaller than its containers).
 """
 
 from __future__ import annotations
@@ -32,15 +35,15 @@ from .templating import render_template
 
 PLATFORM = "ECS (EventBridge Scheduler)"
 MIB = 1024 * 1024
-# Fargate's task sizes: CPU units -> (smallest, largest, step) memory in MiB.
-FARGATE = {
-    256: (512, 2048, 512),
-    512: (1024, 4096, 1024),
-    1024: (2048, 8192, 1024),
-    2048: (4096, 16384, 1024),
-    4096: (8192, 30720, 1024),
-    8192: (16384, 61440, 4096),
-    16384: (32768, 122880, 8192),
+# Fargate's task sizes (Linux): CPU units -> the memory values (MiB) it takes.
+FARGATE: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
 }
 
 
@@ -83,7 +86,7 @@ def _task(
             "named volumes become Fargate task storage, which is lost when the task stops; "
             "add an efsVolumeConfiguration to keep the data"
         )
-    cpu, memory = fargate_size(services)
+    cpu, memory = sized(services, "the services' task", out)
     return render_template(
         "ecs-task-definition.json.j2",
         family=family,
@@ -95,14 +98,32 @@ def _task(
     )
 
 
-def fargate_size(services: list[ServiceSpec]) -> tuple[int, int]:
-    """The smallest Fargate (CPU units, MiB) that holds every container's limits."""
+def fargate_size(services: list[ServiceSpec]) -> tuple[int, int] | None:
+    """The smallest Fargate (CPU units, MiB) that holds every container's limits, or None
+    when even the largest does not."""
     cpu = sum(math.ceil((s.resources.cpus or 0) * 1024) for s in services)
-    memory = sum(math.ceil((s.resources.memory or 0) / MIB) for s in services)
-    for units, (low, high, step) in FARGATE.items():
-        if units >= cpu and high >= memory:
-            return units, max(low, low + math.ceil(max(0, memory - low) / step) * step)
-    return 16384, 122880
+    memory = sum(_mib(s) for s in services)
+    for units, memories in FARGATE.items():
+        fits = [m for m in memories if m >= memory]
+        if units >= cpu and fits:
+            return units, fits[0]
+    return None
+
+
+def sized(services: list[ServiceSpec], what: str, out: Collector) -> tuple[int, int]:
+    size = fargate_size(services)
+    if size is None:
+        out.warn(
+            f"{what} needs more than Fargate's largest size (16 vCPU, 120 GiB): exported "
+            "at that size, which RegisterTaskDefinition refuses while the containers "
+            "reserve more; lower services' resources"
+        )
+        return 16384, 122880
+    return size
+
+
+def _mib(svc: ServiceSpec) -> int:
+    return max(6, math.ceil(svc.resources.memory / MIB)) if svc.resources.memory else 0
 
 
 def _container(source: ExportSource, svc: ServiceSpec, name: str, out: Collector) -> dict[str, Any]:
@@ -119,7 +140,7 @@ def _container(source: ExportSource, svc: ServiceSpec, name: str, out: Collector
     if svc.volumes:
         c["mountPoints"] = [{"sourceVolume": v, "containerPath": p} for v, p in svc.volumes.items()]
     if svc.resources.memory:
-        c["memory"] = max(6, math.ceil(svc.resources.memory / MIB))
+        c["memory"] = _mib(svc)
     if svc.resources.cpus:
         c["cpu"] = math.ceil(svc.resources.cpus * 1024)
     if svc.user:
@@ -171,12 +192,13 @@ def _job_files(
     container["entryPoint"] = job.argv  # replaces the image's entrypoint, as `docker exec`
     container["user"] = cron.user
     job_family = dns_name(family, "cron", job.name, limit=255)
+    cpu, memory = sized([job.service], f"{job.label}: its task", out)
     files = {
         f"cron/{job.name}.task-definition.json": render_template(
             "ecs-task-definition.json.j2",
             family=job_family,
-            cpu="256",
-            memory="512",
+            cpu=str(cpu),
+            memory=str(memory),
             execution_role=aws["execution_role"],
             containers=[container],
             volumes=[{"name": v} for v in sorted(job.service.volumes)],

@@ -5,15 +5,20 @@ and every schedule expression is well-formed AWS cron."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import cache
 
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporters import render, source_from_dir
 from exporters.base import ExportSource
+from exporters.ecs import MIB, fargate_size
+from reconciler.core.model import Resources, ServiceSpec
 from tests.test_export_support import DEMO, hostile_source
 
 _AWS_CRON = re.compile(r"cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)")
@@ -93,3 +98,67 @@ def test_job_task_runs_the_script_as_the_cron_user() -> None:
     assert container["entryPoint"][:2] == ["/bin/sh", "-c"]
     assert container["user"] == "root"
     assert "command" not in container and "portMappings" not in container
+
+
+# Fargate task sizes as AWS documents them (Linux): independent of exporters/ecs.py.
+GIB = 1024
+VALID_SIZES = (
+    {(256, m) for m in (512, 1 * GIB, 2 * GIB)}
+    | {(512, m * GIB) for m in range(1, 5)}
+    | {(1024, m * GIB) for m in range(2, 9)}
+    | {(2048, m * GIB) for m in range(4, 17)}
+    | {(4096, m * GIB) for m in range(8, 31)}
+    | {(8192, m * GIB) for m in range(16, 61, 4)}
+    | {(16384, m * GIB) for m in range(32, 121, 8)}
+)
+
+
+def assert_valid_fargate(doc: dict, path: str) -> None:
+    size = (int(doc["cpu"]), int(doc["memory"]))
+    assert size in VALID_SIZES, f"{path}: {size} is not a Fargate task size"
+    containers = doc["containerDefinitions"]
+    assert sum(c.get("cpu", 0) for c in containers) <= size[0], path
+    assert sum(c.get("memory", 0) for c in containers) <= size[1], path
+
+
+def test_every_task_definition_is_a_valid_fargate_size_holding_its_containers() -> None:
+    from tests.test_export_support import multi_source
+
+    for source in (source_from_dir(DEMO), hostile_source(), multi_source()):
+        docs = files(source)
+        tasks = {p: d for p, d in docs.items() if p.endswith("task-definition.json")}
+        assert len(tasks) > 1
+        for path, doc in tasks.items():
+            assert_valid_fargate(doc, path)
+    # the multi spec's web (cpus 0.5, 256m) runs its jobs: 512 units, not 256
+    docs = files(multi_source())
+    job = next(d for p, d in docs.items() if p.startswith("cron/") and "task-def" in p)
+    assert (job["cpu"], job["memory"]) == ("512", "1024")
+    main = docs["task-definition.json"]  # 0.5 + 1.5 + 0.25 vCPU, 256m + 1g + 512m
+    assert (main["cpu"], main["memory"]) == ("4096", "8192")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.floats(0.01, 6.0)),
+            st.one_of(st.none(), st.integers(4, 40 * 1024)),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_fargate_size_is_always_valid_and_smallest(limits: list) -> None:
+    services = [
+        ServiceSpec(f"s{i}", image="x", resources=Resources(mem and mem * MIB, cpus))
+        for i, (cpus, mem) in enumerate(limits)
+    ]
+    cpu = sum(math.ceil((c or 0) * 1024) for c, _ in limits)
+    memory = sum(max(6, m) if m else 0 for _, m in limits)
+    size = fargate_size(services)
+    fitting = sorted(s for s in VALID_SIZES if s[0] >= cpu and s[1] >= memory)
+    if not fitting:
+        assert size is None
+    else:
+        assert size == fitting[0]

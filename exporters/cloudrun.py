@@ -6,7 +6,9 @@ Every file is rendered `substitutable`: only our `${NAME}` placeholders keep a `
 the `envsubst` command `.env.example` prints. Deploy with
 `gcloud run services replace service.yaml`, `gcloud run jobs replace
 jobs/<job>.yaml`, and the scheduler JSON as the body of Cloud Scheduler's
-`projects.locations.jobs.create`. Cloud Run runs every service of the environment as
+`projects.locations.jobs.create`. CPU limits are ones Cloud Run takes (below 1 vCPU
+with `containerConcurrency: 1`, above it 2, 4, 6 or 8, at least what the memory needs),
+warned when they differ from the spec. Cloud Run runs every service of the environment as
 containers of one instance: one of them (the first with a port) receives the traffic,
 the others are sidecars reachable on localhost.
 """
@@ -52,6 +54,12 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
     else:
         ordered = [ingress, *(s for s in services if s is not ingress)]
         containers = [_container(source, s, s is ingress, out) for s in ordered]
+        below_one = [c["name"] for c in containers if needs_one(_cpu(c))]
+        if below_one:
+            out.warn(
+                f"Cloud Run needs containerConcurrency 1 when a container has less than 1 "
+                f"vCPU ({', '.join(below_one)}): each instance serves one request at a time"
+            )
         if len(services) > 1:
             out.warn(
                 "Cloud Run runs all services in one instance: only "
@@ -62,12 +70,18 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
             substitutable=True,
             name=run_name(source.name),
             containers=containers,
+            concurrency=1 if below_one else None,
             volumes=_volumes(services, out),
         )
     for job in jobs(source):
         files.update(_job_files(source, job, out))
     cron_settings(source, out, PLATFORM, {"timeout", "retries"})
     return files
+
+
+def _cpu(container: dict[str, Any]) -> str | None:
+    cpu = container.get("resources", {}).get("limits", {}).get("cpu")
+    return str(cpu) if cpu is not None else None
 
 
 def _volumes(services: list[ServiceSpec], out: Collector) -> list[dict[str, Any]]:
@@ -102,8 +116,9 @@ def _container(
     limits = {}
     if svc.resources.memory:
         limits["memory"] = f"{max(128, math.ceil(svc.resources.memory / MIB))}Mi"
-    if svc.resources.cpus:
-        limits["cpu"] = f"{math.ceil(svc.resources.cpus * 1000)}m"
+    cpu = cloudrun_cpu(svc, out)
+    if cpu is not None:
+        limits["cpu"] = cpu
     if limits:
         c["resources"] = {"limits": limits}
     if svc.volumes:
@@ -126,6 +141,44 @@ def _container(
     if svc.user:
         out.warn(f"service {svc.name!r}: Cloud Run runs the image's user, not {svc.user!r}")
     return c
+
+
+# Memory above each size (MiB) needs at least that many vCPUs on Cloud Run.
+_MEMORY_CPU = ((24 * 1024, 8), (16 * 1024, 6), (8 * 1024, 4), (4 * 1024, 2))
+_WHOLE_CPUS = (1, 2, 4, 6, 8)
+
+
+def cloudrun_cpu(svc: ServiceSpec, out: Collector) -> str | None:
+    """A CPU limit Cloud Run takes: 80m-999m (with concurrency 1, see `needs_one`), or
+    1, 2, 4, 6 or 8 vCPUs, at least what the memory limit requires. Any change to the
+    spec's value is warned."""
+    cpus = svc.resources.cpus
+    mib = math.ceil(svc.resources.memory / MIB) if svc.resources.memory else 0
+    floor = next((n for limit, n in _MEMORY_CPU if mib > limit), 0)
+    if mib > 32 * 1024:
+        out.warn(f"service {svc.name!r}: Cloud Run allows at most 32 GiB of memory")
+    if cpus is None and not floor:
+        return None
+    wanted = max(cpus or 0, floor)
+    if wanted < 1:
+        milli = max(80, math.ceil(wanted * 1000))
+        if milli != math.ceil(wanted * 1000):
+            out.warn(f"service {svc.name!r}: Cloud Run's smallest CPU is 0.08; exported as 80m")
+        return f"{milli}m"
+    whole = next((n for n in _WHOLE_CPUS if n >= wanted), 8)
+    if whole != cpus:
+        why = (
+            f"{mib} MiB of memory needs at least {floor}"
+            if floor > (cpus or 0)
+            else ("above 1 vCPU Cloud Run takes 2, 4, 6 or 8" if wanted <= 8 else "8 is the most")
+        )
+        out.warn(f"service {svc.name!r}: cpus {cpus} exported as {whole} vCPU ({why})")
+    return str(whole)
+
+
+def needs_one(cpu: str | None) -> bool:
+    """Cloud Run takes a CPU limit below 1 only with one request at a time per instance."""
+    return cpu is not None and cpu.endswith("m")
 
 
 def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]:

@@ -78,6 +78,15 @@ class Collector:
         return Var("${" + name + "}")
 
 
+def shared_volumes(source: ExportSource) -> dict[str, list[str]]:
+    """Named volumes that several services mount, with those services."""
+    users: dict[str, list[str]] = {}
+    for svc in source.app.services.values():
+        for vol in svc.volumes:
+            users.setdefault(vol, []).append(svc.name)
+    return {vol: names for vol, names in users.items() if len(names) > 1}
+
+
 def env_key(text: str) -> str:
     """An environment variable name made from any text: `web-api` -> `WEB_API`."""
     return re.sub(r"[^A-Z0-9]+", "_", text.upper()).strip("_") or "X"

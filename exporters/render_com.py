@@ -25,6 +25,7 @@ from .base import (
     dns_name,
     jobs,
     service_env,
+    shared_volumes,
     utc_fields,
 )
 from .templating import Var, render_template
@@ -67,6 +68,11 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         services.append(entry)
         if job.service.volumes:
             out.warn(f"{job.label}: Render cron jobs cannot mount the service's disk")
+    for vol, names in shared_volumes(source).items():
+        out.warn(
+            f"volume {vol!r} is shared by services {', '.join(names)}: a Render disk "
+            "attaches to one service, so each gets a disk of its own and they share nothing"
+        )
     cron_settings(source, out, PLATFORM, {"forbid"})
     return {"render.yaml": render_template("render.yaml.j2", name=source.name, services=services)}
 

@@ -122,3 +122,14 @@ def test_vercel_crons_take_no_time_zone_in_either_schema() -> None:
     doc = {"crons": [{"path": "/x", "schedule": "0 3 * * *", "timezone": "Europe/Paris"}]}
     with pytest.raises(AssertionError, match=r"CLI 64\.0\.2"):
         s.check_vercel(doc, "vercel.json")
+
+
+def test_render_warns_that_a_shared_volume_becomes_separate_disks() -> None:
+    result = render("render", multi_source())
+    blueprint = yaml.safe_load(result.files["render.yaml"])
+    disks = [s["disk"]["name"] for s in blueprint["services"] if "disk" in s]
+    assert disks == ["uploads", "uploads"]  # two disks of the same name, nothing shared
+    assert any(
+        "volume 'uploads' is shared by services web, api" in w and "share nothing" in w
+        for w in result.warnings
+    )

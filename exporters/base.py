@@ -146,6 +146,9 @@ def image_ref(service: ServiceSpec, out: Collector, platform: str) -> str:
 # Formats whose files are meant to go through envsubst, and how to apply them then.
 SUBSTITUTED = {
     "kubernetes": "for f in *.yaml; do echo ---; envsubst {names} < $f; done | kubectl apply -f -",
+    "ecs": "envsubst {names} < task-definition.json > /tmp/task.json && aws ecs "
+    "register-task-definition --cli-input-json file:///tmp/task.json  (cron/*.json alike: "
+    "aws scheduler create-schedule)",
     "cloudrun": "envsubst {names} < service.yaml > /tmp/service.yaml && "
     "gcloud run services replace /tmp/service.yaml  (jobs/*.yaml and scheduler/*.json alike)",
 }
@@ -225,15 +228,18 @@ def _splittable(text: str) -> bool:
     return True
 
 
-def job_script(entry: CronEntry) -> str:
+def job_script(entry: CronEntry, rewrite: Callable[[str], str] = lambda text: text) -> str:
     """The entry as one line of sh that behaves as hoody runs it: the crontab's variables
-    exported, stdin (after `%`) piped in. No raw newline, so any launcher can carry it."""
-    parts = [f"export {name}={shlex.quote(value)}" for name, value in entry.env.items()]
+    exported, stdin (after `%`) piped in. No raw newline, so any launcher can carry it.
+    `rewrite` is applied to the shell text of each variable and of the command (never to
+    stdin): `calls.reach_app` points URLs of the app at the platform's names there."""
+    parts = [f"export {name}={rewrite(shlex.quote(value))}" for name, value in entry.env.items()]
+    command = rewrite(entry.command)
     if entry.stdin is None:
-        parts.append(entry.command)
+        parts.append(command)
     else:
         lines = " ".join(shlex.quote(line) for line in entry.stdin.split("\n"))
-        parts.append(f"printf '%s\\n' {lines} | ( {entry.command} )")
+        parts.append(f"printf '%s\\n' {lines} | ( {command} )")
     return "; ".join(parts)
 
 

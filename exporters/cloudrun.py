@@ -26,11 +26,13 @@ from .base import (
     Job,
     cron_settings,
     dns_name,
+    env_key,
     image_ref,
     jobs,
     seconds,
     service_env,
 )
+from .calls import Via, reach_app
 from .schedules import ambiguous_days, entry_schedule
 from .templating import Var, render_template
 
@@ -181,6 +183,25 @@ def needs_one(cpu: str | None) -> bool:
     return cpu is not None and cpu.endswith("m")
 
 
+def _service_url(source: ExportSource, service: str, port: int, out: Collector) -> Via | None:
+    """A job reaches the Cloud Run service by its URL (known once deployed), and only the
+    container that gets the traffic, on its port."""
+    ingress = next((s for s in source.app.services.values() if s.ports), None)
+    if ingress is None or service != ingress.name or port != ingress.ports[0]:
+        return None
+    out.warn(
+        "jobs that call the app reach it at the Cloud Run service's URL (CLOUD_RUN_URL): "
+        "the service must let them in (allow unauthenticated calls, or send an ID token)"
+    )
+    url = out.need(
+        "CLOUD_RUN_URL",
+        "URL of the Cloud Run service, once deployed: gcloud run services describe "
+        f"{run_name(source.name)} --format 'value(status.url)'",
+        "https://example-uc.a.run.app",
+    )
+    return Via(f"HOODY_URL_{env_key(service)}", url)
+
+
 def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]:
     schedule, problem = entry_schedule(job.entry)
     if schedule is None:
@@ -190,11 +211,17 @@ def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]
     if note:
         out.warn(f"{job.label}: {note}")
     cron = source.app.cron
+    job, via = reach_app(
+        job, source.app, PLATFORM, lambda s, p: _service_url(source, s, p, out), out
+    )
     container = _container(source, job.service, False, out)
     for key in ("args", "startupProbe", "livenessProbe", "volumeMounts"):
         container.pop(key, None)
     container.pop("name")
     container["command"] = job.argv
+    if via:
+        env = container.setdefault("env", [])
+        env += [{"name": k, "value": v} for k, v in via.items()]
     name = run_name(source.name, job.name)
     project = out.need("GCP_PROJECT", "Google Cloud project id")
     region = out.need("GCP_REGION", "Cloud Run region", "europe-west1")

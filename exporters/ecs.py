@@ -5,7 +5,8 @@ Files are the request bodies of `aws ecs register-task-definition --cli-input-js
 `aws scheduler create-schedule --cli-input-json`. Schedules use AWS's own
 `cron(min hour dom month dow year)` (see `schedules.aws_cron`) in the entry's time zone
 (`ScheduleExpressionTimezone`). Account, region, cluster, roles and network are
-placeholders listed in `.env.example`, like every environment value. Every task, the
+placeholders listed in `.env.example`, like every environment value, filled in with the
+`envsubst` command it prints (files rendered `substitutable`: no other `$`). Every task, the
 services' and each job's, gets the smallest valid Fargate CPU/memory pair that holds its
 containers' reservations (RegisterTaskDefinition refuses any other pair, and a task
 smaller than its containers).
@@ -24,14 +25,16 @@ from .base import (
     Job,
     cron_settings,
     dns_name,
+    env_key,
     http_probe_command,
     image_ref,
     jobs,
     seconds,
     service_env,
 )
+from .calls import Via, reach_app
 from .schedules import aws_cron, entry_schedule
-from .templating import render_template
+from .templating import Var, render_template
 
 PLATFORM = "ECS (EventBridge Scheduler)"
 MIB = 1024 * 1024
@@ -89,6 +92,7 @@ def _task(
     cpu, memory = sized(services, "the services' task", out)
     return render_template(
         "ecs-task-definition.json.j2",
+        substitutable=True,
         family=family,
         cpu=str(cpu),
         memory=str(memory),
@@ -175,6 +179,18 @@ def _clamp(value: int, low: int, high: int, what: str, service: str, out: Collec
     return clamped
 
 
+def _service_url(service: str, port: int, out: Collector) -> Via:
+    """ECS gives a scheduled task no name for the services' task: a placeholder."""
+    var = f"{env_key(service)}_URL"
+    out.warn(
+        f"jobs call service {service!r} (port {port}), but ECS gives a scheduled task no "
+        f"name for it: set {var} to an address they can reach (a load balancer, Service "
+        f"Connect), e.g. http://internal-lb:{port}"
+    )
+    value = out.need(var, f"base URL of service {service!r} reachable from scheduled tasks")
+    return Via(f"HOODY_URL_{env_key(service)}", value)
+
+
 def _job_files(
     source: ExportSource, job: Job, family: str, aws: dict[str, str], out: Collector
 ) -> dict[str, str]:
@@ -186,9 +202,13 @@ def _job_files(
         out.warn(f"{job.label}: not exported: {problem}")
         return {}
     cron = source.app.cron
+    job, via = reach_app(job, source.app, PLATFORM, lambda s, p: _service_url(s, p, out), out)
     container = _container(source, job.service, "job", out)
     for key in ("portMappings", "healthCheck", "command"):
         container.pop(key, None)
+    if via:
+        env = container.setdefault("environment", [])
+        env += [{"name": k, "value": v} for k, v in via.items()]
     container["entryPoint"] = job.argv  # replaces the image's entrypoint, as `docker exec`
     container["user"] = cron.user
     job_family = dns_name(family, "cron", job.name, limit=255)
@@ -196,6 +216,7 @@ def _job_files(
     files = {
         f"cron/{job.name}.task-definition.json": render_template(
             "ecs-task-definition.json.j2",
+            substitutable=True,
             family=job_family,
             cpu=str(cpu),
             memory=str(memory),
@@ -215,12 +236,13 @@ def _job_files(
         name = dns_name(source.name, job.name, limit=64 - len(suffix)) + suffix
         files[f"cron/{job.name}{suffix}.schedule.json"] = render_template(
             "ecs-schedule.json.j2",
+            substitutable=True,
             name=name,
             description=job.label[:512],
             expression=expression,
             timezone=schedule.timezone,
-            cluster_arn=f"{arn}:cluster/{aws['cluster']}",
-            task_arn=f"{arn}:task-definition/{job_family}",
+            cluster_arn=Var(f"{arn}:cluster/{aws['cluster']}"),
+            task_arn=Var(f"{arn}:task-definition/{job_family}"),
             role=out.need("SCHEDULER_ROLE_ARN", "role EventBridge Scheduler runs tasks with"),
             subnet=out.need("ECS_SUBNET_ID", "subnet the scheduled tasks run in"),
             security_group=out.need("ECS_SECURITY_GROUP_ID", "security group of scheduled tasks"),

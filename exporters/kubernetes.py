@@ -7,7 +7,8 @@ which names exactly our placeholders), and one
 `batch/v1` CronJob per crontab entry: the cron service's image running `sh -c <script>`,
 in the entry's `timeZone`, with `concurrencyPolicy`, `activeDeadlineSeconds` and
 `backoffLimit` from the spec's `cron:` settings. A CronJob runs in a new pod, not in the
-running service's container, so it gets the same environment and volumes.
+running service's container, so it gets the same environment and volumes, and its
+URLs of the app (`localhost`, a service name) are rewritten to the service's Service.
 
 Every file is rendered `substitutable` (a `$` that is not one of our placeholders is
 written `\\u0024`), and in commands, args and env values every `$` is doubled first,
@@ -32,6 +33,7 @@ from .base import (
     seconds,
     service_env,
 )
+from .calls import reach_app
 from .schedules import ambiguous_days, entry_schedule
 from .templating import Var, render_template
 
@@ -191,6 +193,11 @@ def _pod(svc: ServiceSpec, container: dict[str, Any], claims: dict[str, str]) ->
     return pod
 
 
+def _service_host(source: ExportSource, service: str, port: int) -> str | None:
+    """The Kubernetes Service of `service`, when it exposes `port` (same namespace)."""
+    return dns_name(source.name, service) if port in source.app.services[service].ports else None
+
+
 def _cronjob(
     source: ExportSource, job: Job, secret: str, claims: dict[str, str], out: Collector
 ) -> dict[str, Any] | None:
@@ -202,6 +209,7 @@ def _cronjob(
     if note:
         out.warn(f"{job.label}: {note}")
     cron = source.app.cron
+    job, _ = reach_app(job, source.app, PLATFORM, lambda s, p: _service_host(source, s, p), out)
     container = _container(source, job.service, "job", secret, out)
     for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe", "args"):
         container.pop(key, None)

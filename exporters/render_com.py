@@ -23,11 +23,13 @@ from .base import (
     ExportSource,
     cron_settings,
     dns_name,
+    env_key,
     jobs,
     service_env,
     shared_volumes,
     utc_fields,
 )
+from .calls import Via, reach_app
 from .templating import Var, render_template
 
 PLATFORM = "Render"
@@ -62,7 +64,10 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         fields = utc_fields(job, out, PLATFORM)
         if fields is None:
             continue
+        job, via = reach_app(job, source.app, PLATFORM, lambda s, p: _service_host(source, s), out)
         entry = _base(source, job.service, dns_name(source.name, job.name), "cron", out)
+        if via:
+            entry["envVars"] = [*entry.get("envVars", []), *via.values()]
         entry["schedule"] = fields
         entry["dockerCommand"] = shlex.join(job.argv)
         services.append(entry)
@@ -75,6 +80,21 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         )
     cron_settings(source, out, PLATFORM, {"forbid"})
     return {"render.yaml": render_template("render.yaml.j2", name=source.name, services=services)}
+
+
+def _service_host(source: ExportSource, service: str) -> Via | None:
+    """A Render service with a port has an internal host name: a `fromService` variable."""
+    svc = source.app.services[service]
+    if not svc.ports:
+        return None
+    first_web = next(s for s in source.app.services.values() if s.ports)
+    ref = {
+        "type": "web" if svc is first_web else "pserv",
+        "name": dns_name(source.name, service),
+        "property": "host",
+    }
+    name = f"HOODY_HOST_{env_key(service)}"
+    return Via(name, {"key": name, "fromService": ref}, host_only=True)
 
 
 def _base(

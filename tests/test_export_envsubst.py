@@ -1,4 +1,4 @@
-"""The Kubernetes and Cloud Run exports through the real `envsubst` (GNU gettext), the way
+"""The Kubernetes, Cloud Run and ECS exports through the real `envsubst` (GNU gettext), the way
 their `.env.example` says to run it and also with no variable list at all: our `${NAME}`
 placeholders are filled in, nothing else moves. A branch-written `${AWS_SECRET_ACCESS_KEY}`
 or `${DB_PASSWORD}` stays text, job commands keep `$REPORT_DIR`, and on Kubernetes the
@@ -115,7 +115,7 @@ def kubelet_expand(text: str, defined: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("listed", [True, False])
 @pytest.mark.parametrize("values", [False, True])
-@pytest.mark.parametrize("fmt", ["kubernetes", "cloudrun"])
+@pytest.mark.parametrize("fmt", ["kubernetes", "cloudrun", "ecs"])
 def test_envsubst_fills_only_our_placeholders(fmt: str, values: bool, listed: bool) -> None:
     result, docs = substituted(fmt, values, listed)
     assert "${AWS_SECRET_ACCESS_KEY}" not in listed_names(result)

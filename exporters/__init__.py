@@ -5,13 +5,14 @@ schedule included, with no secret inside.
 `render(fmt, source)` is pure: an `ExportSource` in, an `ExportResult` out (relative path
 -> file text, plus warnings). Every result holds `.env.example` (the variables behind the
 `${NAME}` placeholders) and, when anything could not be expressed on the platform,
-`HOODY-EXPORT-WARNINGS.txt` with the same warnings the result returns. A renderer's YAML
-and JSON files are parsed back before they are returned, so a bug in escaping fails
-loudly here instead of in someone's deployment.
+`HOODY-EXPORT-WARNINGS.txt` with the same warnings the result returns. A renderer's YAML,
+JSON and Python files are parsed back before they are returned, so a bug in escaping
+fails loudly here instead of in someone's deployment.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -65,7 +66,11 @@ FORMATS: dict[str, Format] = {
             "cloudrun", "Knative service.yaml, Cloud Run Jobs, Cloud Scheduler", cloudrun.render
         ),
         Format("render", "render.yaml Blueprint with cron services", render_com.render),
-        Format("railway", "railway.json per service, cron services", railway.render),
+        Format(
+            "railway",
+            ".railway/railway.py (Infrastructure as Code): services, volumes, crons",
+            railway.render,
+        ),
         Format("vercel", "vercel.json crons for jobs that call the app over HTTP", vercel.render),
     )
 }
@@ -94,7 +99,9 @@ def _check_parses(path: str, text: str) -> None:
             json.loads(text)
         elif path.endswith((".yaml", ".yml")):
             list(yaml.safe_load_all(text))
-    except (ValueError, yaml.YAMLError) as exc:  # a renderer bug, never the user's input
+        elif path.endswith(".py"):
+            ast.parse(text, path)
+    except (ValueError, SyntaxError, yaml.YAMLError) as exc:  # a renderer bug, never the user's input
         raise ExportError(f"internal error: {path} does not parse: {exc}") from exc
 
 

@@ -22,7 +22,15 @@ from reconciler.core.errors import ExportError as ExportError  # re-exported: ex
 from reconciler.core.model import AppSpec, ServiceSpec
 from reconciler.core.naming import slugify
 
-from .schedules import ambiguous_days, entry_schedule, is_utc, to_utc
+from .schedules import (
+    Schedule,
+    ambiguous_days,
+    entry_schedule,
+    is_utc,
+    shift_to_utc,
+    to_utc,
+    zone_offsets,
+)
 from .templating import Var
 
 WARNINGS_FILE = "HOODY-EXPORT-WARNINGS.txt"
@@ -293,6 +301,16 @@ def cron_settings(source: ExportSource, out: Collector, platform: str, has: set[
         out.warn(f"cron.{what} — {platform} has no equivalent")
 
 
+def same_in_every_offset(schedule: Schedule) -> Schedule | None:
+    """The UTC schedule when it is the same whatever offset the zone is at (`*/10 * * *
+    *` in any zone with whole-hour offsets), else None."""
+    offsets = zone_offsets(schedule.timezone) or []
+    shifted = {s.fields if s else None for s in (shift_to_utc(schedule, o)[0] for o in offsets)}
+    if len(shifted) == 1 and None not in shifted:
+        return Schedule(shifted.pop() or "", "UTC")
+    return None
+
+
 def utc_fields(
     job: Job,
     out: Collector,
@@ -308,6 +326,8 @@ def utc_fields(
         return None
     if not is_utc(schedule.timezone):
         utc, problem = to_utc(schedule)
+        if utc is None:
+            utc = same_in_every_offset(schedule)
         if utc is None:
             out.warn(
                 f"{job.label}: "

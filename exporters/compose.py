@@ -39,6 +39,7 @@ from .base import (
     duration,
     http_probe_command,
     jobs,
+    same_in_every_offset,
     service_env,
 )
 from .schedules import (
@@ -165,8 +166,9 @@ def _schedules(job: Job, out: Collector) -> list[tuple[str, str, str | None]]:
     shifted = [shift_to_utc(schedule, o)[0] for o in offsets]
     utc = [s for s in shifted if s is not None]
     rule = posix_rule(zone)
-    if offsets and len(utc) == len(offsets) and len({s.fields for s in utc}) == 1:
-        return [_one(job, utc[0], out)]  # the same UTC times whatever the offset
+    same = same_in_every_offset(schedule)
+    if same is not None:
+        return [_one(job, same, out)]  # the same UTC times whatever the offset
     if len(offsets) > 1 and len(utc) == len(offsets) and rule is not None:
         suffixes = [_suffix(o) for o in offsets]
         described = ", ".join(

@@ -10,6 +10,7 @@ Run API refuse unknown fields). botocore's subsets are real botocore service mod
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,42 @@ def check_render(doc: Any, path: str) -> None:
 
 def check_railway(doc: Any, path: str) -> None:
     _validate(load("schemastore-catalog/railway.json"), doc, f"{path} against Railway")
+
+
+RAILWAY_ENV = {"RAILWAY_GITHUB_REPO": "org/app", "RAILWAY_GITHUB_BRANCH": "main"}
+
+
+def railway_graph(text: str, path: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Evaluate a `.railway/railway.py` the way the Railway CLI does, with Railway's own
+    SDK (railway-sdk, offline): its `main(ctx)` returns the project graph."""
+    import runpy
+    import tempfile
+
+    from railway_sdk import create_railway_context
+
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "railway.py"
+        file.write_text(text, encoding="utf-8")
+        saved = dict(os.environ)
+        os.environ.update(RAILWAY_ENV if environ is None else environ)
+        try:
+            program = runpy.run_path(str(file))
+            graph = program["main"](create_railway_context(environment="production"))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    return graph.to_graph()  # type: ignore[no-any-return]
+
+
+def check_railway_program(text: str, path: str) -> None:
+    """Each service's `build` and `deploy` are Railway's Config as Code blocks (the IaC
+    graph keeps their fields): validated against Railway's published schema."""
+    graph = railway_graph(text, path)
+    services = [r for r in graph["resources"] if r["type"] == "service"]
+    assert services, f"{path}: no service"
+    for node in services:
+        blocks = {k: node[k] for k in ("build", "deploy") if k in node}
+        check_railway(blocks, f"{path} service {node['name']}")
 
 
 def check_vercel(doc: Any, path: str) -> None:

@@ -101,7 +101,7 @@ def _check_parses(path: str, text: str) -> None:
             list(yaml.safe_load_all(text))
         elif path.endswith(".py"):
             ast.parse(text, path)
-    except (ValueError, SyntaxError, yaml.YAMLError) as exc:  # a renderer bug, never the user's input
+    except (ValueError, SyntaxError, yaml.YAMLError) as exc:  # a renderer bug, not the input
         raise ExportError(f"internal error: {path} does not parse: {exc}") from exc
 
 

@@ -4,8 +4,11 @@ Vercel runs no containers and a Vercel cron is a GET request to a path of the de
 app. So a crontab entry is exported only when its whole command is one HTTP GET to the
 app itself — `curl` or `wget` with harmless flags and one URL on localhost (or a service
 of the app) — and it becomes `{"path": "/that/path", "schedule": ...}`. Every other job,
-and every service, is listed as not exportable. Vercel reads schedules in UTC, takes
-numbers only (no MON, JAN) and never both day fields at once.
+and every service, is listed as not exportable. Vercel reads schedules in UTC (`crons[]`
+has no time zone: neither Vercel's published schema nor its CLI's, 64.0.2, takes one;
+the CLI's newer `schedules[].timezone` is not in the published schema, which forbids
+unknown keys, so it is not used), takes numbers only (no MON, JAN) and never both day
+fields at once.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         if path is None or job.entry.stdin is not None:
             out.warn(f"{job.label}: not exportable: Vercel crons only call the app over HTTP")
             continue
-        fields = utc_fields(job, out, PLATFORM)
+        fields = utc_fields(job, out, PLATFORM, _no_zone)
         if fields is None:
             continue
         schedules, problem = split_days(numeric_fields(fields))
@@ -53,6 +56,14 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
     if source.app.cron.timeout and crons:
         out.warn("cron.timeout: Vercel stops a cron call at the function's maxDuration")
     return {"vercel.json": render_template("vercel.json.j2", schema=SCHEMA, crons=crons)}
+
+
+def _no_zone(zone: str, problem: str) -> str:
+    return (
+        f"Vercel crons take no time zone (crons[] has only path and schedule, in Vercel's "
+        f"published schema and in its CLI's, 64.0.2) and read schedules in UTC, and "
+        f"{problem}; exported as written, so it fires at those times in UTC, not {zone}"
+    )
 
 
 def http_path(command: str, hosts: set[str]) -> str | None:

@@ -135,3 +135,17 @@ def test_render_warns_that_a_shared_volume_becomes_separate_disks() -> None:
         "volume 'uploads' is shared by services web, api" in w and "share nothing" in w
         for w in result.warnings
     )
+
+
+def test_vercel_carries_no_zone_and_says_why() -> None:
+    result = render("vercel", multi_source())
+    doc = json.loads(result.files["vercel.json"])
+    assert doc["crons"] and all(set(c) == {"path", "schedule"} for c in doc["crons"])
+    # 03:00 in Paris is not one UTC time all year: written as is, with the reason
+    assert {"path": "/nightly?full=1", "schedule": "0 3 * * *"} in doc["crons"]
+    assert any(
+        "Vercel crons take no time zone" in w and "Europe/Paris" in w for w in result.warnings
+    )
+    # */10 is the same in every offset of the zone: exact, no warning for it
+    assert {"path": "/tasks/expire", "schedule": "*/10 * * * *"} in doc["crons"]
+    assert not any(".hoody/crontab:3:" in w for w in result.warnings)

@@ -97,8 +97,9 @@ def _volumes(services: list[ServiceSpec], out: Collector) -> list[dict[str, Any]
 
 
 def _container(
-    source: ExportSource, svc: ServiceSpec, ingress: bool, out: Collector
+    source: ExportSource, svc: ServiceSpec, ingress: bool, out: Collector, job: bool = False
 ) -> dict[str, Any]:
+    """The service's container; `job`: for a Cloud Run Job, which serves no port."""
     c: dict[str, Any] = {"name": svc.name, "image": image_ref(svc, out, PLATFORM)}
     if svc.entrypoint:
         c["command"] = list(svc.entrypoint)
@@ -110,7 +111,7 @@ def _container(
         c["ports"] = [{"containerPort": svc.ports[0]}]
         if len(svc.ports) > 1:
             out.warn(f"service {svc.name!r}: Cloud Run serves one port; {svc.ports[1:]} dropped")
-    elif svc.ports:
+    elif svc.ports and not job:
         out.warn(f"service {svc.name!r}: ports {list(svc.ports)} reachable on localhost only")
     env = service_env(source, svc, out)
     if env:
@@ -214,7 +215,7 @@ def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]
     job, via = reach_app(
         job, source.app, PLATFORM, lambda s, p: _service_url(source, s, p, out), out
     )
-    container = _container(source, job.service, False, out)
+    container = _container(source, job.service, False, out, job=True)
     for key in ("args", "startupProbe", "livenessProbe", "volumeMounts"):
         container.pop(key, None)
     container.pop("name")

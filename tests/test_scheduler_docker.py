@@ -173,3 +173,46 @@ def test_restart_records_interrupted_and_catches_up_once(
         wait_for(
             lambda: live.store.runs.get(catch[0].id).status == "succeeded", 30, "catch-up to finish"
         )
+
+
+def test_reboot_runs_when_the_environment_starts_and_when_its_container_is_recreated(
+    tmp_path: Path, remote: GitRemote, docker_repo: str, docker_engine: docker.DockerClient
+) -> None:
+    app = unique("a")
+    env = f"main-{app}"
+
+    def app_yaml(boot: str) -> str:
+        return spec(app) + f"env: {{BOOT: {boot}}}\n"
+
+    remote.commit(
+        "main",
+        {".hoody/app.yaml": app_yaml("one"), ".hoody/crontab": "@reboot echo booted $BOOT\n"},
+    )
+
+    def reboots(live: LiveService) -> list:
+        return [r for r in runs(live, env) if r.trigger == "reboot"]
+
+    with LiveService(settings(tmp_path, docker_repo, remote), DockerRuntime()) as live:
+        first = wait_for(
+            lambda: [r for r in reboots(live) if r.status == "succeeded"], 60, "the @reboot run"
+        )
+        assert [r.stdout.strip() for r in first] == ["booted one"]
+        created = docker_engine.containers.get(f"{env}_app").id
+
+        live.service.trigger(docker_repo)  # a plain pass: nothing changed, nothing restarted
+        live.settle()
+        assert len(reboots(live)) == 1
+
+        remote.commit("main", {".hoody/app.yaml": app_yaml("two")})  # a new container
+        live.service.trigger(docker_repo)
+        live.settle()
+        both = wait_for(
+            lambda: (r := reboots(live)) and len(r) == 2 and r[1].status == "succeeded" and r,
+            60,
+            "the @reboot run in the new container",
+        )
+        assert [r.stdout.strip() for r in both] == ["booted one", "booted two"]
+        assert docker_engine.containers.get(f"{env}_app").id != created
+        live.service.trigger(docker_repo)
+        live.settle()
+        assert len(reboots(live)) == 2

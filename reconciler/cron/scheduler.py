@@ -793,16 +793,17 @@ class Scheduler:
         return self._dispatch(found[0], found[1], self.clock.now(), trigger, 1)
 
     def reboot(self, env: str) -> int:
-        """The environment's cron container (re)started: run its @reboot entries once."""
-        with self._cond:
-            table = self.tables.get(env)
-            states = (
-                [s for s in table.entries.values() if s.entry.kind == "reboot"] if table else []
-            )
-        for s in states:
-            assert table is not None
-            self._dispatch(table, s, self.clock.now(), "reboot", 1)
-        return len(states)
+        """The environment's cron container (re)started: run the @reboot entries of each
+        of its tables (one per user, and managed ones) once."""
+        found = [
+            (t, s)
+            for t in self.tables_of(env)
+            for s in t.entries.values()
+            if s.entry.kind == "reboot"
+        ]
+        for table, state in found:
+            self._dispatch(table, state, self.clock.now(), "reboot", 1)
+        return len(found)
 
     def _claim(
         self,

@@ -991,13 +991,7 @@ class Scheduler:
             last = self.runlog.last_scheduled(table.env, e.id)
             if last is None:
                 continue
-            t = datetime.fromtimestamp(last, UTC)
-            missed = None
-            for _ in range(100_000):
-                n = next_fire(e, t)
-                if n is None or n > now:
-                    break
-                missed, t = n, n
+            missed = last_fire(e, datetime.fromtimestamp(last, UTC), now)
             if missed is None:
                 continue
             if (now - missed).total_seconds() <= deadline:
@@ -1012,6 +1006,41 @@ class Scheduler:
                     "missed",
                     f"missed while the service was down (more than {deadline:g}s ago)",
                 )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RESOLUTION = timedelta(microseconds=1)
+
+
+def last_fire(entry: CronEntry, after: datetime, upto: datetime) -> datetime | None:
+    """The latest firing of `entry` in (`after`, `upto`], found directly, however many
+    slots lie in between (a walk from `after` would take one step per slot)."""
+    first = next_fire(entry, after)
+    if first is None or first > upto:
+        return None
+    if entry.kind == "every":  # whole multiples of the interval since the epoch
+        step = round((entry.every or 0) * 1_000_000)
+        return _EPOCH + timedelta(microseconds=(upto - _EPOCH) // _RESOLUTION // step * step)
+    if entry.kind != "cron":
+        return first  # a one-shot fires once
+    # `next_fire(entry, t) <= upto` holds for every t up to just before the latest firing
+    # and for none after: double a window back from `upto` until it holds a firing, then
+    # halve the interval where the answer flips, down to a microsecond.
+    lo, hi, span = upto, upto, timedelta(minutes=1)
+    while True:
+        lo = max(after, upto - span)
+        found = next_fire(entry, lo)
+        if found is not None and found <= upto:
+            break
+        hi, span = lo, span * 2
+    while hi - lo > _RESOLUTION:
+        mid = lo + (hi - lo) / 2
+        found = next_fire(entry, mid)
+        if found is not None and found <= upto:
+            lo = mid
+        else:
+            hi = mid
+    return next_fire(entry, lo)
 
 
 def replace_user(target: Target, user: str) -> Target:

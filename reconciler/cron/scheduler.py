@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Protocol
 
 from reconciler.core.crontab import CronEntry, Crontab, next_fire
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str, str, str, str, str], None]  # repo, env, kind, message, level
 MAX_LEAD = 60.0  # seconds: the most a firing is claimed ahead of its instant
 SKIP_REASON = "the previous run is still running (concurrency: forbid)"
+NO_RUNS: Mapping[int, Handle] = MappingProxyType({})
 
 
 class Clock(Protocol):
@@ -74,12 +76,23 @@ class EntryState:
     finished: int = 0  # runs finished in this process (history is trimmed every tenth)
     paused: bool = False
     failures: int = 0
-    running: dict[int, Handle] = field(default_factory=dict)  # see `live`
+    # Copy-on-write, owned by the scheduler's lock: replaced (never changed in place)
+    # with the lock held, so anyone may iterate the mapping they read without it.
+    running: Mapping[int, Handle] = field(default_factory=lambda: NO_RUNS)  # see `live`
     retry: tuple[datetime, int, datetime] | None = None  # (when, attempt, scheduled_for)
     claimed_for: float | None = None  # instant of its latest firing claimed ahead
 
     def fire_at(self) -> datetime | None:
         return None if self.next_at is None else self.next_at + timedelta(seconds=self.offset)
+
+    def add_run(self, run_id: int, handle: Handle) -> None:
+        """(Scheduler lock held.)"""
+        self.running = {**self.running, run_id: handle}
+
+    def drop_run(self, run_id: int) -> None:
+        """(Scheduler lock held.)"""
+        if run_id in self.running:
+            self.running = {k: h for k, h in self.running.items() if k != run_id}
 
     def live(self) -> list[tuple[int, Handle]]:
         """Its runs that have started. `running` also holds the handles of firings
@@ -103,7 +116,7 @@ class Table:
     env: str
     user: str
     target: Target
-    entries: dict[str, EntryState]
+    entries: Mapping[str, EntryState]  # copy-on-write, like `EntryState.running`
     source: str = "git"  # git | api | managed
     text: str | None = None  # the crontab text it came from (git or api)
     version: int = 0  # bumped when an entry leaves the table in place (managed entries)
@@ -147,7 +160,7 @@ class Firing:
     def withdraw(self) -> int:
         """It will not run (given back or skipped): its handle, among its entry's runs
         behind a shut gate since the claim, leaves them. Returns its run id."""
-        self.state.running.pop(self.run_id, None)
+        self.state.drop_run(self.run_id)
         self.call = None
         return self.run_id
 
@@ -267,7 +280,6 @@ class Scheduler:
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # the timer waits on it
         self._finished = threading.Condition(lock)  # a run ended (concurrency: replace)
-        self._replace_waiters = 0
         self._pool = FairPool(workers, per_env)
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -587,7 +599,7 @@ class Scheduler:
                 if group.clean and (state.paused or twice or group.starts != n or state.busy()):
                     group.clean = False  # checked firing by firing at the instant
                 group.add(f)
-                state.running[rid] = f.handle  # type: ignore[assignment]  # behind the gate
+                state.add_run(rid, f.handle)  # type: ignore[arg-type]  # behind the gate
                 claimed += 1
             self._cond.notify_all()
         return claimed
@@ -687,7 +699,8 @@ class Scheduler:
                         if policy == "replace":
                             f.previous = live
                     handle.gate = None  # it counts as running on its own
-                    state.running[f.run_id] = handle
+                    if state.running.get(f.run_id) is not handle:
+                        state.add_run(f.run_id, handle)
                     started = True
                     go.append(f)
                     calls.append(f.call)  # type: ignore[arg-type]
@@ -716,7 +729,7 @@ class Scheduler:
 
     def _drop_entry(self, table: Table, entry_id: str, why: str) -> None:
         """A managed entry leaves by itself (expired, or a one-shot that fired)."""
-        table.entries.pop(entry_id, None)
+        table.entries = {k: s for k, s in table.entries.items() if k != entry_id}
         table.version += 1
         for listener in self.on_entry_gone:
             try:
@@ -851,11 +864,7 @@ class Scheduler:
         if f.previous:  # concurrency: replace — the old run stops before the new one starts
             previous = {rid for rid, _ in f.previous}
             with self._finished:
-                self._replace_waiters += 1
-                try:
-                    self._finished.wait_for(lambda: not previous & state.running.keys(), timeout=60)
-                finally:
-                    self._replace_waiters -= 1
+                self._finished.wait_for(lambda: not previous & state.running.keys(), timeout=60)
         started_at = time.time()
         started = time.monotonic()
         try:
@@ -898,55 +907,48 @@ class Scheduler:
 
     def _after(self, f: Firing, outcome: Outcome) -> None:
         state = f.state
-        if outcome.status == "succeeded" and not state.failures:
-            # The common case takes no lock: the pop is atomic, and the waiter count is
-            # raised before a waiter looks at `running` (so it cannot miss this pop).
-            state.running.pop(f.run_id, None)
-            if self._replace_waiters:
-                with self._finished:
-                    self._finished.notify_all()
-        else:
-            self._after_failure(f, outcome)
+        with self._cond:
+            state.drop_run(f.run_id)
+            self._finished.notify_all()
+            if outcome.status != "succeeded" or state.failures:
+                self._after_failure(f, outcome)
         self._report(f, outcome)
 
     def _after_failure(self, f: Firing, outcome: Outcome) -> None:
         """Bookkeeping of a run that did not succeed, or the first success after
-        failures: recovery, pause after N failures, retries with backoff."""
+        failures: recovery, pause after N failures, retries with backoff (lock held)."""
         table, state, attempt, trigger = f.table, f.state, f.attempt, f.trigger
         target, e = table.target, state.entry
-        with self._cond:
-            state.running.pop(f.run_id, None)
-            self._finished.notify_all()
-            if outcome.status == "succeeded":
-                if state.failures:
-                    self.notify(
-                        target.repo,
-                        table.env,
-                        "job_recovered",
-                        f"job {e.id} (line {e.line}) succeeded again",
-                        "info",
-                    )
-                state.failures = 0
-            elif outcome.status in ("failed", "timed_out", "error"):
-                state.failures += 1
-                limit = target.settings.pause_after_failures
-                if limit and state.failures >= limit and not state.paused:
-                    self._pause(f.key, state)
-                    self.notify(
-                        target.repo,
-                        table.env,
-                        "job_paused",
-                        f"job {e.id} (line {e.line}) paused after {state.failures} "
-                        "consecutive failures; `hoody cron resume` to resume",
-                        "error",
-                    )
-                elif attempt <= target.settings.retries and trigger != "manual":
-                    when = self.clock.now() + timedelta(seconds=self.backoff * 2 ** (attempt - 1))
-                    nxt = state.fire_at()
-                    if nxt is None or when < nxt:
-                        state.retry = (when, attempt + 1, f.scheduled)
-                        self._push(table.key, state, retry=True)
-                        self._cond.notify_all()
+        if outcome.status == "succeeded":
+            if state.failures:
+                self.notify(
+                    target.repo,
+                    table.env,
+                    "job_recovered",
+                    f"job {e.id} (line {e.line}) succeeded again",
+                    "info",
+                )
+            state.failures = 0
+        elif outcome.status in ("failed", "timed_out", "error"):
+            state.failures += 1
+            limit = target.settings.pause_after_failures
+            if limit and state.failures >= limit and not state.paused:
+                self._pause(f.key, state)
+                self.notify(
+                    target.repo,
+                    table.env,
+                    "job_paused",
+                    f"job {e.id} (line {e.line}) paused after {state.failures} "
+                    "consecutive failures; `hoody cron resume` to resume",
+                    "error",
+                )
+            elif attempt <= target.settings.retries and trigger != "manual":
+                when = self.clock.now() + timedelta(seconds=self.backoff * 2 ** (attempt - 1))
+                nxt = state.fire_at()
+                if nxt is None or when < nxt:
+                    state.retry = (when, attempt + 1, f.scheduled)
+                    self._push(table.key, state, retry=True)
+                    self._cond.notify_all()
 
     def _report(self, f: Firing, outcome: Outcome) -> None:
         table, run_id, trigger = f.table, f.run_id, f.trigger

@@ -33,6 +33,9 @@ from reconciler.storage.schema import metadata, runs
 log = logging.getLogger(__name__)
 
 CLAIMED = "claimed"  # transient: a firing claimed ahead of its instant, not started yet
+# The rows of firings of ours whose job has not begun: claimed ahead, or claimed `running`
+# at once (manual, reboot, catch-up) and stopped before the hand-over.
+NOT_STARTED = (CLAIMED, "running")
 FINAL = (
     "succeeded",
     "failed",
@@ -220,13 +223,13 @@ class RunLog:
         self._enqueue("trim", (env, entry_id, keep))
 
     def skip(self, run_ids: Sequence[tuple[int, str]]) -> None:
-        """Claimed runs that did not start (the previous one is still running)."""
+        """Our claimed runs that did not start (the previous one is still running)."""
         if run_ids:
             now = time.time()
             with self.engine.begin() as conn:
                 conn.execute(
                     runs.update()
-                    .where((runs.c.id == sa.bindparam("rid")) & (runs.c.status == CLAIMED))
+                    .where((runs.c.id == sa.bindparam("rid")) & runs.c.status.in_(NOT_STARTED))
                     .values(
                         status="skipped",
                         reason=sa.bindparam("why"),
@@ -237,12 +240,14 @@ class RunLog:
                 )
 
     def unclaim(self, run_ids: Sequence[int]) -> None:
-        """Give back claims of firings that will not happen (the entry went away, or was
-        paused, before its time came): the row goes, as if it had never been claimed."""
+        """Give back our claims of firings that will not happen (the entry went away, or
+        was paused, before the hand-over): the row goes, as if it had never been claimed."""
         if run_ids:
             with self.engine.begin() as conn:
                 conn.execute(
-                    runs.delete().where(runs.c.id.in_(list(run_ids)) & (runs.c.status == CLAIMED))
+                    runs.delete().where(
+                        runs.c.id.in_(list(run_ids)) & runs.c.status.in_(NOT_STARTED)
+                    )
                 )
 
     def flush(self, timeout: float = 30.0) -> bool:

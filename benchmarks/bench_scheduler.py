@@ -33,6 +33,8 @@ jobs due in one second wait for 8 workers on both sides.
   .venv/bin/pip install -e '.[bench]'                            # APScheduler 3, psutil
   .venv/bin/python benchmarks/bench_scheduler.py                 # ~7 minutes
   .venv/bin/python benchmarks/bench_scheduler.py --profile-only  # where our time goes
+  .venv/bin/python benchmarks/bench_scheduler.py --checked-groups --skip aps --skip idle
+                                                # ours with the whole-group start off
 """
 
 from __future__ import annotations
@@ -209,11 +211,13 @@ class RecordingRunner:
 class Ours:
     name = "ours"
 
-    def __init__(self, db_dir: str) -> None:
+    def __init__(self, db_dir: str, whole_groups: bool = True) -> None:
         self.dir = tempfile.mkdtemp(prefix="hoody-bench-sched-", dir=db_dir)
         self.store = Store(f"sqlite:///{self.dir}/runs.sqlite")
         self.runner = RecordingRunner()
-        self.sched = Scheduler(self.store.runs, self.runner, owner="bench")
+        self.sched = Scheduler(
+            self.store.runs, self.runner, owner="bench", whole_groups=whole_groups
+        )
         self._tabs: dict[str, Crontab] = {}
         self._lateness_mark = 0
 
@@ -586,12 +590,15 @@ BEFORE = datetime(2030, 1, 1, 9, 59, 59, 500000, tzinfo=UTC)  # inside the 1 s l
 INSTANT = datetime(2030, 1, 1, 10, 0, 0, tzinfo=UTC)
 
 
+WHOLE_GROUPS = True  # --checked-groups: False
+
+
 def burst_scheduler(db_dir: str, envs: int, per_env: int, prefix: str) -> tuple[Any, ...]:
     d = tempfile.mkdtemp(prefix=prefix, dir=db_dir)
     store = Store(f"sqlite:///{d}/runs.sqlite")
     runner = RecordingRunner()
     clock = FixedClock(datetime(2030, 1, 1, 9, 59, 50, tzinfo=UTC))
-    s = Scheduler(store.runs, runner, clock=clock, owner="bench")
+    s = Scheduler(store.runs, runner, clock=clock, owner="bench", whole_groups=WHOLE_GROUPS)
     for env, entries in by_env(main_entries(envs, per_env)).items():
         s.replace(env, TARGET, parse_crontab("".join(f"* * * * * {e.command}\n" for e in entries)))
     return d, store, runner, clock, s
@@ -613,13 +620,13 @@ def plain_burst(db_dir: str, envs: int, per_env: int, ahead: bool) -> dict[str, 
     if ahead:
         clock.t = BEFORE
         t0 = time.perf_counter()
-        s._step()
+        s.step()
         claim_s = time.perf_counter() - t0
     clock.t = INSTANT
     c0, t0 = time.process_time(), time.time()
-    n = s._step() if ahead else s.run_due()
+    n = s.step() if ahead else s.run_due()
     t_dispatch = time.time() - t0
-    s._pool.wait_idle(300)
+    s.pool.wait_idle(300)
     drained = time.time() - t0
     s.runlog.flush(300)
     result = {
@@ -639,11 +646,11 @@ def plain_burst(db_dir: str, envs: int, per_env: int, ahead: bool) -> dict[str, 
 def profile_burst(db_dir: str, envs: int, per_env: int, top: int) -> dict[str, Any]:
     """One burst of envs*per_env firings the timer's way (claim ahead, hand over at the
     instant), both steps called in this thread under cProfile, and each worker thread's
-    `_execute` under its own profiler."""
+    `Execution.run` under its own profiler."""
     d, store, runner, clock, s = burst_scheduler(db_dir, envs, per_env, "hoody-bench-prof-")
     worker_profiles: list[cProfile.Profile] = []
     tls = threading.local()
-    original = s._execute
+    original = s.handover.run
 
     def profiled_execute(*args: Any, **kwargs: Any) -> None:
         prof = getattr(tls, "prof", None)
@@ -656,22 +663,22 @@ def profile_burst(db_dir: str, envs: int, per_env: int, top: int) -> dict[str, A
         finally:
             prof.disable()
 
-    s._execute = profiled_execute  # type: ignore[method-assign]
+    s.handover.run = profiled_execute
     claim_prof, hand_prof = cProfile.Profile(), cProfile.Profile()
     clock.t = BEFORE
     t0 = time.perf_counter()
     claim_prof.enable()
-    s._step()
+    s.step()
     claim_prof.disable()
     claim_s = time.perf_counter() - t0
     clock.t = INSTANT
     c0 = time.process_time()
     t0 = time.time()
     hand_prof.enable()
-    s._step()
+    s.step()
     hand_prof.disable()
     t_dispatch = time.time() - t0
-    s._pool.wait_idle(300)
+    s.pool.wait_idle(300)
     t_all = time.time() - t0
     s.runlog.flush(300)
     t_written = time.time() - t0
@@ -775,11 +782,18 @@ def code_version() -> dict[str, str]:
         ).stdout.strip()
     except OSError:
         head = "?"
-    files = ("reconciler/scheduler.py", "reconciler/runlog.py", "reconciler/fairpool.py")
-    return {
-        "HEAD": head or "?",
-        **{f: hashlib.sha256((root / f).read_bytes()).hexdigest()[:10] for f in files},
+    parts = {
+        "reconciler/cron/scheduler/": sorted((root / "reconciler/cron/scheduler").glob("*.py")),
+        "reconciler/storage/runlog.py": [root / "reconciler/storage/runlog.py"],
+        "reconciler/cron/fairpool.py": [root / "reconciler/cron/fairpool.py"],
     }
+    digests = {}
+    for name, files in parts.items():
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        digests[name] = h.hexdigest()[:10]
+    return {"HEAD": head or "?", **digests}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -798,7 +812,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--idle-only", action="store_true", help="only the idle phase")
     ap.add_argument("--top", type=int, default=25, help="lines of each profile table")
     ap.add_argument("--json", metavar="PATH", help="write all figures as JSON")
+    ap.add_argument(
+        "--checked-groups",
+        action="store_true",
+        help="ours with Scheduler(whole_groups=False): every claimed firing checked at its instant",
+    )
     args = ap.parse_args(argv)
+    global WHOLE_GROUPS
+    WHOLE_GROUPS = not args.checked_groups
 
     out: dict[str, Any] = {
         "machine": {
@@ -807,10 +828,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "platform": platform.platform(),
         },
         "code": code_version(),
+        "whole_groups": WHOLE_GROUPS,
         "args": vars(args),
     }
     print(f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}")
     print("code: " + ", ".join(f"{k} {v}" for k, v in out["code"].items()))
+    print(f"ours: Scheduler(whole_groups={WHOLE_GROUPS})")
     main_list = main_entries(args.envs, args.per_env)
     print(
         f"{len(main_list)} entries over {args.envs} environments; swapped environment: "
@@ -822,7 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             groups = by_env(main_list)
             idle = [baseline_phase(min(5.0, args.idle))]
             if "ours" not in args.skip:
-                idle.append(idle_phase(lambda: Ours(args.db_dir), groups, args.idle))
+                idle.append(idle_phase(lambda: Ours(args.db_dir, WHOLE_GROUPS), groups, args.idle))
             if "aps" not in args.skip:
                 idle.append(idle_phase(Aps, groups, args.idle))
             out["idle"] = idle
@@ -858,12 +881,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.idle_only:
             ours = aps = False
         if ours:
-            phases.append(("ours (SQLite on disk)", lambda: Ours(args.db_dir), args.minutes))
+            phases.append(
+                ("ours (SQLite on disk)", lambda: Ours(args.db_dir, WHOLE_GROUPS), args.minutes)
+            )
         if aps:
             phases.append(("apscheduler", Aps, args.minutes))
         if ours and args.tmpfs_minutes > 0 and os.path.isdir(args.tmpfs_dir):
             phases.append(
-                ("ours (SQLite on tmpfs)", lambda: Ours(args.tmpfs_dir), args.tmpfs_minutes)
+                (
+                    "ours (SQLite on tmpfs)",
+                    lambda: Ours(args.tmpfs_dir, WHOLE_GROUPS),
+                    args.tmpfs_minutes,
+                )
             )
         for i, (label, make, minutes) in enumerate(phases):
             s = make()
@@ -956,11 +985,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{prof['hand_off_s']:.3f} s; last job started at {prof['last_start_s']:.3f} s; "
             f"all finished at {prof['drained_s']:.3f} s, written at {prof['written_s']:.3f} s"
         )
-        print("\n-- timer thread, claim ahead (_step before the instant), cumulative --")
+        print("\n-- timer thread, claim ahead (step() before the instant), cumulative --")
         print(prof["claim_cumtime"])
-        print("-- timer thread, hand-off (_step at the instant), by own time --")
+        print("-- timer thread, hand-off (step() at the instant), by own time --")
         print(prof["hand_off_tottime"])
-        print("-- the 8 pool workers (_execute), by own time --")
+        print("-- the 8 pool workers (Execution.run), by own time --")
         print(prof["workers_tottime"])
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))

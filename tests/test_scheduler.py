@@ -116,7 +116,7 @@ def test_retries_back_off_and_the_next_firing_cancels_them(store: Store) -> None
     # A failure whose retry would land after the next firing is not retried.
     runner.results = ["failed"]
     s.replace("e2", target(retries=1), parse_crontab("* * * * * flaky\n"))
-    s.backoff = 120
+    s.execution.backoff = 120
     fire(s, clock, "2026-01-01T10:06:00")
     assert fire(s, clock, "2026-01-01T10:07:00") == 1
     assert [r.trigger for r in store.runs.list(env="e2")] == ["schedule", "schedule"]
@@ -265,7 +265,7 @@ def test_the_timer_claims_a_firing_ahead_and_starts_it_only_at_its_instant(
     s, runner = make(store, clock)
     s.replace("e", target(), parse_crontab("* * * * * tick\n"))
     clock.set("2026-01-01T10:00:59.500")
-    s._step()  # inside the lead (1 s): claimed, not started
+    s.step()  # inside the lead (1 s): claimed, not started
     assert claimed(store, "e") == [] and len(store.runs.list(status="claimed")) == 1
     (run,) = store.runs.list(env="e", status="claimed")
     assert run.started_at == datetime(2026, 1, 1, 10, 1, tzinfo=UTC).timestamp()  # planned
@@ -273,7 +273,7 @@ def test_the_timer_claims_a_firing_ahead_and_starts_it_only_at_its_instant(
     assert s.next_wakeup() == datetime(2026, 1, 1, 10, 1, tzinfo=UTC)  # still exact
     assert s.entries("e")[0].upcoming(clock.now()) == datetime(2026, 1, 1, 10, 1, tzinfo=UTC)
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     s.wait_idle()
     assert [j.command for j in runner.jobs] == ["tick"]
     assert claimed(store, "e") == [("tick", "succeeded")]
@@ -288,7 +288,7 @@ def test_a_claim_whose_entry_is_swapped_out_before_its_instant_is_given_back(
     s, runner = make(store, clock)
     s.replace("e", target(), parse_crontab("* * * * * keep\n* * * * * old\n"))
     clock.set("2026-01-01T10:00:59.200")
-    s._step()
+    s.step()
     assert sorted((r.command, r.status) for r in store.runs.list(status="claimed")) == [
         ("keep", "claimed"),
         ("old", "claimed"),
@@ -296,9 +296,9 @@ def test_a_claim_whose_entry_is_swapped_out_before_its_instant_is_given_back(
     # A commit inside the lead: `old` becomes `new`, `keep` moves to another line.
     s.replace("e", target(), parse_crontab("* * * * * new\n\n* * * * * keep\n"))
     clock.set("2026-01-01T10:00:59.600")
-    s._step()  # claims `new` for the same instant
+    s.step()  # claims `new` for the same instant
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     s.wait_idle()
     assert sorted(j.command for j in runner.jobs) == ["keep", "new"]  # neither doubled
     assert sorted(claimed(store, "e")) == [("keep", "succeeded"), ("new", "succeeded")]
@@ -310,12 +310,12 @@ def test_removing_or_pausing_before_the_instant_gives_the_claim_back(store: Stor
     s.replace("gone", target(), parse_crontab("* * * * * a\n"))
     s.replace("paused", target(), parse_crontab("* * * * * b\n"))
     clock.set("2026-01-01T10:00:59.500")
-    s._step()
+    s.step()
     assert len(store.runs.list(status="claimed")) == 2
     s.remove("gone")
     assert s.pause("paused", s.entries("paused")[0].entry.id)
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     s.wait_idle()
     assert runner.jobs == [] and store.runs.list() == []
     assert s.entries("paused")[0].running == {}  # its claimed-ahead handle left with it
@@ -325,7 +325,7 @@ def test_stop_gives_back_claims_whose_instant_has_not_come(store: Store) -> None
     clock = Clock("2026-01-01T10:00:59.500")
     s, runner = make(store, clock)
     s.replace("e", target(), parse_crontab("* * * * * a\n"))
-    s._step()
+    s.step()
     assert len(store.runs.list(env="e", status="claimed")) == 1
     s.stop()
     assert store.runs.list(env="e") == [] and runner.jobs == []  # not "interrupted"
@@ -339,12 +339,12 @@ def test_forbid_is_decided_at_the_instant_not_at_the_claim(store: Store) -> None
     s.run_due(clock.set("2026-01-01T10:01:00"))
     assert runner.started.acquire(timeout=5)
     clock.set("2026-01-01T10:01:59.500")
-    s._step()  # the next firing is claimed while the first run still runs
+    s.step()  # the next firing is claimed while the first run still runs
     runner.block.set()  # ... which ends before the instant
     s.wait_idle()
     runner.block = None
     clock.set("2026-01-01T10:02:00")
-    s._step()
+    s.step()
     s.wait_idle()
     assert [st for _, st in claimed(store, "e")] == ["succeeded", "succeeded"]
 
@@ -358,10 +358,10 @@ def test_two_schedulers_claiming_ahead_run_each_firing_once(store: Store) -> Non
     b.replace("e", target(), tab)
     for minute in range(1, 5):
         clock.set(f"2026-01-01T10:0{minute - 1}:59.300")
-        b._step()  # b claims ahead; a claims later, at the instant
+        b.step()  # b claims ahead; a claims later, at the instant
         clock.set(f"2026-01-01T10:0{minute}:00")
         a.run_due()
-        b._step()
+        b.step()
         a.wait_idle()
         b.wait_idle()
     assert ra.jobs == [] and len(rb.jobs) == 6
@@ -382,10 +382,10 @@ def test_a_burst_is_claimed_in_one_go_and_every_firing_runs_once(store: Store) -
 
     store.runs.claim_many = counting  # type: ignore[method-assign]
     clock.set("2026-01-01T10:00:59.900")
-    s._step()
+    s.step()
     assert calls == [1000]
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     assert s.wait_idle(60)
     assert len(runner.jobs) == 1000
     assert len({(j.env, j.command) for j in runner.jobs}) == 1000
@@ -432,7 +432,7 @@ def test_a_crash_after_claiming_ahead_gives_the_claim_back_and_catches_up_once(
     s.replace("e", target(), parse_crontab(tab))
     fire(s, clock, "2026-01-01T10:10:00")
     clock.set("2026-01-01T10:19:59.500")
-    s._step()  # claimed for 10:20 ... and then the process dies (no stop())
+    s.step()  # claimed for 10:20 ... and then the process dies (no stop())
     assert len(store.runs.list(env="e", status="claimed")) == 1
     clock.set("2026-01-01T10:21:00")
     s2, runner2 = make(store, clock, owner="a")
@@ -515,14 +515,14 @@ def test_an_entry_swapped_out_and_back_in_before_its_instant_fires_once(store: S
     b = parse_crontab("* * * * * stay\n")
     s.replace("e", target(), a)
     clock.set("2026-01-01T10:00:59.100")
-    s._step()  # both claimed for 10:01
+    s.step()  # both claimed for 10:01
     clock.set("2026-01-01T10:00:59.400")
     s.replace("e", target(), b)  # `flip` goes ...
     clock.set("2026-01-01T10:00:59.700")
     s.replace("e", target(), a)  # ... and comes back as a new state, due at 10:01 again
-    s._step()  # its claim collides with our own earlier one: that claim carries over
+    s.step()  # its claim collides with our own earlier one: that claim carries over
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     s.wait_idle()
     assert sorted(j.command for j in runner.jobs) == ["flip", "stay"]
     assert sorted((r.command, r.status) for r in store.runs.list(env="e")) == [
@@ -532,13 +532,13 @@ def test_an_entry_swapped_out_and_back_in_before_its_instant_fires_once(store: S
     s.remove("e")
     s.replace("e", target(), a)  # the environment goes and comes back inside the lead
     clock.set("2026-01-01T10:01:59.500")
-    s._step()
+    s.step()
     s.remove("e")
     s.replace("e", target(), a)
     clock.set("2026-01-01T10:01:59.800")
-    s._step()
+    s.step()
     clock.set("2026-01-01T10:02:00")
-    s._step()
+    s.step()
     s.wait_idle()
     assert len(runner.jobs) == 4
     assert len(store.runs.list(env="e")) == 4
@@ -553,13 +553,13 @@ def test_a_run_started_between_the_claim_and_the_instant_counts_for_forbid(
     s, runner = make(store, clock)
     s.replace("e", target(), parse_crontab("* * * * * slow\n* * * * * other\n"))
     clock.set("2026-01-01T10:00:59.500")
-    s._step()
+    s.step()
     slow = next(st for st in s.entries("e") if st.entry.command == "slow")
     runner.block = threading.Event()
     assert s.trigger("e", slow.entry.id) is not None
     assert runner.started.acquire(timeout=5)
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     runner.block.set()
     s.wait_idle()
     runs = sorted((r.command, r.trigger, r.status) for r in store.runs.list(env="e"))
@@ -586,12 +586,12 @@ def test_a_run_that_ends_before_it_is_registered_as_running_leaves_no_trace(
             fn()
         return len(fns)
 
-    s._pool.submit_grouped = inline  # type: ignore[method-assign]
+    s.pool.submit_grouped = inline  # type: ignore[method-assign]
     for minute in (1, 2):
         clock.set(f"2026-01-01T10:0{minute - 1}:59.500")
-        s._step()
+        s.step()
         clock.set(f"2026-01-01T10:0{minute}:00")
-        s._step()
+        s.step()
         s.wait_idle()
         assert all(not st.running for st in s.entries("e"))
     statuses = sorted(r.status for r in store.runs.list(env="e"))
@@ -606,18 +606,18 @@ def test_a_slow_claim_makes_the_timer_claim_further_ahead(
     clock = Clock("2026-01-01T10:00:00")
     s, runner = make(store, clock)
     s.replace("e", target(), parse_crontab("* * * * * a\n"))
-    assert s._wake_ts() == datetime(2026, 1, 1, 10, 0, 59, tzinfo=UTC).timestamp()
+    assert s.wake_ts() == datetime(2026, 1, 1, 10, 0, 59, tzinfo=UTC).timestamp()
     ticks = iter([100.0, 100.8])
-    s._monotonic = lambda: next(ticks, 101.0)
+    s.timer.monotonic = lambda: next(ticks, 101.0)
     clock.set("2026-01-01T10:00:59")
-    s._step()  # claims 10:01, slowly
+    s.step()  # claims 10:01, slowly
     assert "claimed 1.6s ahead" in caplog.text
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     s.wait_idle()
     assert [j.command for j in runner.jobs] == ["a"]
     next_claim = datetime(2026, 1, 1, 10, 1, 58, 400000, tzinfo=UTC).timestamp()
-    assert s._wake_ts() == pytest.approx(next_claim)
+    assert s.wake_ts() == pytest.approx(next_claim)
 
 
 def test_a_firing_claimed_ahead_counts_as_running_only_from_its_instant(store: Store) -> None:
@@ -628,11 +628,11 @@ def test_a_firing_claimed_ahead_counts_as_running_only_from_its_instant(store: S
     runner.block = threading.Event()
     s.replace("e", target(), parse_crontab("* * * * * slow\n"))
     clock.set("2026-01-01T10:00:59.500")
-    s._step()
+    s.step()
     state = s.entries("e")[0]
     assert len(state.running) == 1 and state.live() == [] and not state.busy()
     clock.set("2026-01-01T10:01:00")
-    s._step()
+    s.step()
     assert runner.started.acquire(timeout=5)
     assert [rid for rid, _ in state.live()] == list(state.running)
     assert s.remove("e") == 1  # the started run is cancelled

@@ -64,6 +64,7 @@ class Handover:
         self.claims_at: dict[float, dict[ClaimKey, Firing]] = {}  # instant -> our claims
         self.instants: list[float] = []  # heap of the instants in `ready`
         self.lateness: deque[float] = deque(maxlen=100_000)
+        self.started_whole = 0  # groups started as a whole so far
         self.on_fire: list[Callable[[float], None]] = []  # lateness of each firing, seconds
 
     def next_instant(self) -> float | None:
@@ -178,6 +179,7 @@ class Handover:
                     go.extend(firings)
                     calls.extend(group.calls)
                     tables.moved(key)
+                    self.started_whole += 1
                     continue
                 started = False
                 for f in firings:

@@ -167,15 +167,6 @@ class CronExpr:
             return day in self.doms and dow in self.dows
         return day in self.doms or dow in self.dows
 
-    def matches(self, naive: datetime) -> bool:
-        """Does this local wall-clock minute match every field?"""
-        return (
-            naive.minute in self.minutes
-            and naive.hour in self.hours
-            and naive.month in self.months
-            and self.day_matches(naive.day, (naive.weekday() + 1) % 7)
-        )
-
     def next_match(self, start: datetime) -> datetime | None:
         """First naive wall-clock minute >= `start` (naive, whole minute) matching all fields."""
         y, mo, d, h, mi = start.year, start.month, start.day, start.hour, start.minute

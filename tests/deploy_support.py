@@ -5,7 +5,7 @@ The base image (`scripts/setup-base-image`) is built once per machine and kept b
 The service image is built on every run (cached layers make that seconds unless
 pyproject.toml changed) and tagged `hoody-reconciler:test`, which stays as the build cache
 of the next run; the tests run the image by the id this run built, so a parallel run
-re-tagging it changes nothing here.
+re-tagging it changes nothing here. An image a build re-tagged away from is removed.
 """
 
 from __future__ import annotations
@@ -100,25 +100,50 @@ def base_image(docker_engine: Any) -> str:
     return out.stdout.strip()
 
 
+def image_ids(client: Any, tags: list[str]) -> dict[str, str]:
+    found = {}
+    for tag in tags:
+        with contextlib.suppress(Exception):
+            found[tag] = client.images.get(tag).id
+    return found
+
+
+@contextlib.contextmanager
+def replacing_images(client: Any, tags: list[str]) -> Iterator[None]:
+    """Around a build that re-tags `tags`: the images they named before, left untagged by
+    the build, are an earlier run's and are removed (unless a container still uses one)."""
+    before = image_ids(client, tags)
+    try:
+        yield
+    finally:
+        after = image_ids(client, tags)
+        for tag, old in before.items():
+            if after.get(tag) != old:
+                with contextlib.suppress(Exception):
+                    if not client.images.get(old).tags:
+                        client.images.remove(old)
+
+
 @pytest.fixture(scope="session")
 def service_image(base_image: str, docker_engine: Any, tmp_path_factory: Any) -> Iterator[str]:
     """The service image built from this checkout (the README's command), by id."""
     iidfile = tmp_path_factory.mktemp("image") / "iid"
-    run(
-        [
-            "docker",
-            "build",
-            "-q",
-            "--build-arg",
-            f"BASE={base_image}",
-            "-t",
-            SERVICE_TAG,
-            "--iidfile",
-            str(iidfile),
-            str(ROOT),
-        ],
-        timeout=900,
-    )
+    with replacing_images(docker_engine, [SERVICE_TAG]):
+        run(
+            [
+                "docker",
+                "build",
+                "-q",
+                "--build-arg",
+                f"BASE={base_image}",
+                "-t",
+                SERVICE_TAG,
+                "--iidfile",
+                str(iidfile),
+                str(ROOT),
+            ],
+            timeout=900,
+        )
     image_id = iidfile.read_text().strip()
     yield image_id
     # A run that re-tagged SERVICE_TAG since left this one untagged: ours to remove.

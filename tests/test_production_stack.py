@@ -26,6 +26,7 @@ from .deploy_support import (  # noqa: F401 — fixtures
     get_json,
     http,
     make_demo,
+    replacing_images,
     run,
     wait_for,
 )
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 STACK = ROOT / "examples" / "production"
 COMPOSE = shutil.which("docker-compose")
+STACK_IMAGES = ["hoody-postgres:local", "hoody-reconciler:local", "hoody-caddy:local"]
 
 
 def free_ports(n: int) -> list[int]:
@@ -134,7 +136,8 @@ def test_the_production_stack_deploys_the_demo_through_caddy(
         return e if all(e.get(n, {}).get("status") == "healthy" for n in names) else None
 
     try:
-        compose("up", "-d", "--build", timeout=900)
+        with replacing_images(docker_engine, STACK_IMAGES):
+            compose("up", "-d", "--build", timeout=900)
         # Through Caddy, by the site's host name.
         wait_for(lambda: http(f"{front}/healthz", site)[0] == 200, 120, "/healthz via Caddy")
         listed = wait_for(lambda: healthy(main), 180, "main deployed at start-up")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from types import FrameType
+from typing import Any
 
 from reconciler.core.settings import load_settings
 
@@ -92,7 +93,7 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: Any) -> None:
     s = sub.add_parser("healthcheck", help="exit 0 when the local server's /healthz is ok")
     s.add_argument("--url", help="default: /healthz at server.host and server.port")
     s.add_argument("--timeout", type=float, default=3.0)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.ops import StopRequested, package_version, stop_on_signals
+from reconciler.cli.ops import package_version, stop_on_signals
 from reconciler.core.errors import ConfigError, ReconcilerError, SpecError
 from reconciler.core.model import CRONTAB_FILE, SPEC_FILE
 from reconciler.core.plan import action_json
@@ -276,7 +276,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 ident="hoody",
                 _quiet=True,
             )
-        except StopRequested:
+        except SystemExit:
             pass  # a signal before the server was up: the same clean stop
         finally:
             log.info(

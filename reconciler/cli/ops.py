@@ -31,18 +31,10 @@ def package_version() -> str:
         return "0+unknown"  # run from a source tree that was never installed
 
 
-class StopRequested(SystemExit):
-    """Raised in the main thread by SIGTERM/SIGINT; waitress closes its sockets on it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(0)
-        self.signal = signal.Signals(signum).name
-
-
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
-    """While inside: the first SIGTERM or SIGINT raises `StopRequested` in the main thread
-    (the HTTP server stops accepting, then the caller's `finally` stops the service);
+    """While inside: the first SIGTERM or SIGINT raises `SystemExit(0)` in the main thread
+    (waitress closes its sockets on it, then the caller's `finally` stops the service);
     later ones are logged and ignored, so a second signal cannot cut the stop short."""
     stopping = threading.Event()
 
@@ -53,7 +45,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
             return
         stopping.set()
         log.info("%s received: stopping", name)
-        raise StopRequested(signum)
+        raise SystemExit(0)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

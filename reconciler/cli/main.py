@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reconciler.cli.ops import package_version, stop_on_signals
 from reconciler.core.errors import ConfigError, ReconcilerError, SpecError
 from reconciler.core.model import CRONTAB_FILE, SPEC_FILE
 from reconciler.core.plan import action_json
@@ -258,24 +259,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = replace(settings, server=server)
     service = Service(settings, store, runtime)
     app = create_app(settings, service)
-    service.start(watch=not args.no_watch)
-    log.info(
-        "serving on http://%s:%s (%d repos)",
-        settings.server.host,
-        settings.server.port,
-        len(settings.repos),
-    )
-    try:
-        waitress.serve(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            threads=8,
-            ident="hoody",
-            _quiet=True,
-        )
-    finally:
-        service.stop()
+    with stop_on_signals():
+        try:
+            service.start(watch=not args.no_watch)
+            log.info(
+                "serving on http://%s:%s (%d repos)",
+                settings.server.host,
+                settings.server.port,
+                len(settings.repos),
+            )
+            waitress.serve(
+                app,
+                host=settings.server.host,
+                port=settings.server.port,
+                threads=8,
+                ident="hoody",
+                _quiet=True,
+            )
+        except SystemExit:
+            pass  # a signal before the server was up: the same clean stop
+        finally:
+            log.info(
+                "stopping: running jobs get up to %.0fs (scheduler.shutdown_grace); "
+                "environments keep running",
+                settings.scheduler.shutdown_grace,
+            )
+            service.stop()
+            log.info("stopped")
     return 0
 
 
@@ -289,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("HOODY_CONFIG", "hoody.yaml"),
         help="server configuration (default ./hoody.yaml)",
     )
+    p.add_argument("--version", action="version", version=f"hoody {package_version()}")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -317,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--no-watch", action="store_true", help="do not watch local repos")
     s.set_defaults(func=cmd_serve)
+
+    from reconciler.cli.ops import add_parsers as add_ops_parsers
+
+    add_ops_parsers(sub)
 
     s = sub.add_parser("envs", help="list environments")
     s.add_argument("--json", action="store_true")

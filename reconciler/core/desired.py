@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.model import AppSpec, DesiredEnvironment, DesiredService, Ref, ServiceSpec
-from reconciler.core.naming import env_name
+from reconciler.core.naming import env_name, pull_request_namespace
 from reconciler.core.settings import PullRequestSettings, RepoSettings
 
 
@@ -32,6 +32,8 @@ class RefSource:
     contexts: Mapping[str, str] = field(default_factory=dict)  # service -> context tree id
     secrets: bool = True  # False for fork PRs: the repo's env never reaches them
     missing: bool = False  # the commit has no spec file at all (`error` says where)
+    bases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # service -> FROM images
+    crontab_error: str | None = None  # why the crontab cannot be used as a whole
 
 
 class HoldKind(StrEnum):
@@ -112,7 +114,9 @@ def desired_environment(
         env = resolve_env(svc, app, source.ref, repo_env)
         material = asdict(svc)
         material.update(env=env, image=image, build=None, environment=name)
-        services[svc.name] = DesiredService(svc, image, env, keyed_hash(key, material))
+        services[svc.name] = DesiredService(
+            svc, image, env, keyed_hash(key, material), tuple(source.bases.get(svc.name, ()))
+        )
     env_hash = keyed_hash(key, sorted((n, s.spec_hash) for n, s in services.items()))
     return DesiredEnvironment(
         name=name,
@@ -123,7 +127,14 @@ def desired_environment(
         spec_hash=env_hash,
         crontab=source.crontab,
         secret_keys=frozenset(repo_env),
+        crontab_error=source.crontab_error,
+        fork=not source.secrets,  # secrets are withheld from fork pull requests alone
     )
+
+
+def pr_ref_name(provider: str, number: int) -> str:
+    kind = "merge-requests" if provider == "gitlab" else "pull"
+    return f"refs/{kind}/{number}/head"
 
 
 def build(
@@ -149,6 +160,19 @@ def build(
             env = desired_environment(repo, source, key, inject_secrets=source.secrets)
             if cache is not None:
                 cache[ckey] = env
+        taken = pull_request_namespace(env.name) if source.ref.kind != "pr" else None
+        if taken is not None:
+            held.append(
+                Held(
+                    source.ref.name,
+                    f"environment name {env.name} is reserved for pull request #{taken} "
+                    f"({pr_ref_name(repo.provider, taken)}): {source.ref.name} with app name "
+                    f"{env.app.name!r} cannot have it; rename the app in .hoody/app.yaml "
+                    "or the branch",
+                    HoldKind.NAME_TAKEN,
+                )
+            )
+            continue
         if env.name in envs:
             other = envs[env.name].ref.name
             held.append(

@@ -96,7 +96,13 @@ class Controller:
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
         self._progress = progress
         self.applier = Applier(
-            runtime, self.mirror, settings.docker.publish_host, settings.url_template
+            runtime,
+            self.mirror,
+            settings.docker.publish_host,
+            settings.url_template,
+            limits=settings.limits,
+            build=settings.build,
+            images=settings.images,
         )
         # Hooks for the scheduler: called after an env converges or goes.
         # (environment, services (re)started by this pass)
@@ -310,7 +316,7 @@ class Controller:
                 for gone in self.on_removed:
                     call_hook(gone, a.env)
                 self.applier.remove(a.observed, progress)
-                self.store.forget_environment(a.env)
+                self.store.forget_environment(a.env, repo)
                 self.records.removed(a.env, repo, a.reason, a.observed.ref, a.observed.commit)
                 self.note(repo, a.env, "removed", f"removed: {a.reason}", force=True)
                 return None

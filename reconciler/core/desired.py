@@ -189,6 +189,29 @@ def build(
     return DesiredState(repo.name, envs, tuple(held), complete, note)
 
 
+def refuse_held_names(
+    state: DesiredState, holders: Mapping[str, tuple[str, str | None]]
+) -> DesiredState:
+    """Environment names are unique across repos: a desired environment whose name another
+    repo holds (`holders`: name -> (repo, ref)) is held, naming both refs, and the other
+    repo's environment is left alone."""
+    taken = {n: h for n, h in holders.items() if n in state.environments}
+    if not taken:
+        return state
+    held = [
+        Held(
+            env.ref.name,
+            f"environment name {name} is already used by repo {taken[name][0]!r} "
+            f"({taken[name][1]}); repo {state.repo!r} ({env.ref.name}) cannot have it: "
+            "give the app another name in .hoody/app.yaml",
+        )
+        for name, env in state.environments.items()
+        if name in taken
+    ]
+    keep = {n: e for n, e in state.environments.items() if n not in taken}
+    return replace(state, environments=keep, held=state.held + tuple(held))
+
+
 # -- pull requests ------------------------------------------------------------------------
 
 
@@ -298,3 +321,23 @@ def apply_cap(
     room = max(0, cap - len(branches))
     keep = {e.name: e for e in [*branches, *prs[:room]]}
     return replace(state, environments=keep), [e.name for e in prs[room:]]
+
+
+def apply_repo_limit(
+    state: DesiredState, limit: int, running: Collection[str]
+) -> tuple[DesiredState, list[str]]:
+    """At most `limit` environments per repo, branches and pull requests together
+    (`limits.max_environments_per_repo`). Running environments keep their place, then
+    branches by ref name, then pull requests by number; the rest wait (nothing running
+    is removed for it). Returns the new state and the environments that wait."""
+    if len(state.environments) <= limit:
+        return state, []
+    envs = state.environments.values()
+    kept = [e for e in envs if e.name in running]
+    order = sorted(
+        (e for e in envs if e.name not in running),
+        key=lambda e: (e.ref.kind == "pr", e.ref.pr_number or 0, e.ref.name),
+    )
+    room = max(0, limit - len(kept))
+    keep = {e.name: e for e in [*kept, *order[:room]]}
+    return replace(state, environments=keep), [e.name for e in order[room:]]

@@ -45,6 +45,7 @@ class PassPlan:
     observed: dict[str, ObservedEnvironment]
     actions: list[Action]
     queued: list[str]  # PR environments waiting for room under max_environments
+    waiting: list[str] = field(default_factory=list)  # over limits.max_environments_per_repo
 
 
 @dataclass
@@ -132,9 +133,12 @@ class Controller:
         state, queued = desired_mod.apply_cap(
             snap.state, repo.pull_requests.max_environments, set(observed)
         )
+        state, waiting = desired_mod.apply_repo_limit(
+            state, self.settings.limits.max_environments_per_repo, set(observed)
+        )
         suspended = self.store.suspended()
         actions = diff(state, observed, suspended, repo.prune, allow_mass_prune)
-        return PassPlan(snap, state, observed, actions, queued)
+        return PassPlan(snap, state, observed, actions, queued, waiting)
 
     def reconcile(
         self, repo_name: str, allow_mass_prune: bool = False, dry_run: bool = False
@@ -197,7 +201,19 @@ class Controller:
 
     def _report_prs(self, repo: str, pp: PassPlan) -> None:
         """Each PR's decision is an event, and goes to the PR (comment) via listeners."""
-        queued = set(pp.queued)
+        queued, over_limit = set(pp.queued), set(pp.waiting)
+        limit = self.settings.limits.max_environments_per_repo
+        for name in sorted(over_limit):
+            ref = pp.snapshot.state.environments[name].ref
+            if ref.kind != "pr":
+                self.note(
+                    repo,
+                    None,
+                    "queued",
+                    f"{name}: queued: the repo runs its maximum of {limit} environments "
+                    f"(limits.max_environments_per_repo); {ref.name} waits for a place",
+                    topic=f"queued:{ref.name}",
+                )
         by_number = {
             e.ref.pr_number: e
             for e in pp.snapshot.state.environments.values()
@@ -215,8 +231,11 @@ class Controller:
             )
         for d in pp.snapshot.pr_decisions:
             env = by_number.get(d.number)
-            waiting = env is not None and env.name in queued
-            if waiting:
+            over = env is not None and env.name in over_limit
+            waiting = over or (env is not None and env.name in queued)
+            if over:
+                msg = f"queued: the repo runs its maximum of {limit} environments"
+            elif waiting:
                 msg = (
                     "queued: the repo runs its maximum of "
                     f"{self.repo(repo).pull_requests.max_environments} environments"

@@ -263,4 +263,8 @@ class SourceReader:
         )
         if pr_held:
             state = replace(state, held=state.held + tuple(pr_held))
+        holders = self.store.name_holders(list(state.environments), repo.name)
+        state = desired_mod.refuse_held_names(
+            state, {n: (row["repo"], row["ref"]) for n, row in holders.items()}
+        )
         return Snapshot(state, fetch_error, decisions, pr_error)

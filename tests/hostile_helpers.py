@@ -92,13 +92,16 @@ def events(ctl: Controller, repo: str) -> str:
     return "\n".join(e.message for e in ctl.store.events(repo=repo, limit=500))
 
 
+WEB = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+
 def web_spec(app: str, extra: str = "", service_extra: str = "") -> str:
     return f"""\
 name: {app}
 services:
   web:
     image: busybox:1.36
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command: ["sh", "-c", "{WEB}"]
     ports: [8080]
     healthcheck: {{http: /, port: 8080, start_period: 15s}}
 {service_extra}{extra}"""

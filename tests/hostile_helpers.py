@@ -71,6 +71,7 @@ def controller(
     repo: str,
     state: str = "state",
     repo_kw: dict[str, Any] | None = None,
+    branches: tuple[str, ...] = ("*",),
     **settings_kw: Any,
 ) -> Controller:
     settings = Settings(
@@ -79,7 +80,7 @@ def controller(
             RepoSettings(
                 name=repo,
                 url=str(remote.bare),
-                branches=("*",),
+                branches=branches,
                 **(repo_kw or {}),
             ),
         ),

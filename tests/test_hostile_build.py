@@ -8,12 +8,21 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 
-from reconciler.core.settings import BuildSettings, PullRequestSettings
+from reconciler.core.settings import (
+    ApiSettings,
+    BuildSettings,
+    PullRequestSettings,
+    RepoSettings,
+    Settings,
+)
+from reconciler.runtime.docker import DockerRuntime
 from reconciler.storage.store import PullRequestState
 
 from .conftest import GitRemote, git, unique
 from .hostile_helpers import build_spec, controller, events, recorder
+from .webhook_helpers import LiveService, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -42,6 +51,7 @@ def test_add_from_the_hosts_loopback_is_refused_before_any_build(
     assert ctl.store.environments(docker_repo) == []
 
 
+TOKEN = "reader-token-0123456789"
 NETS = "FROM busybox:1.36\nRUN ls /sys/class/net > /nets\n"
 
 
@@ -124,3 +134,48 @@ services:
     assert row is not None and row["status"] == "failed"
     assert f"unhealthy: redirect to {target}" in row["last_error"]
     assert "(not followed)" in row["last_error"]
+
+
+def test_build_output_is_kept_apart_and_only_for_authenticated_readers(
+    tmp_path: Path, remote: GitRemote, docker_repo: str
+) -> None:
+    app = unique("a")
+    hidden = "c2VjcmV0LWJ1aWxkLW91dHB1dA=="  # what the build prints, decoded
+    remote.commit(
+        "main",
+        {
+            ".hoody/app.yaml": build_spec(app),
+            "Dockerfile": f"FROM busybox:1.36\nRUN echo {hidden} | base64 -d && false\n",
+        },
+    )
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        repos=(RepoSettings(name=docker_repo, url=str(remote.bare), poll_interval=0),),
+        api=ApiSettings(token=TOKEN, public_read=True),
+    )
+    env = f"main-{app}"
+    with LiveService(settings, DockerRuntime()) as live:
+        live.settle()
+        wait_for(lambda: (live.store.environment(env) or {}).get("status") == "failed", 60, "fail")
+        anonymous = requests.get(f"{live.url}/api/v1/environments/{env}", timeout=5).json()
+        signed = requests.get(
+            f"{live.url}/api/v1/environments/{env}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+        ).json()
+        anonymous_events = requests.get(f"{live.url}/api/v1/events?env={env}", timeout=5).text
+        signed_events = requests.get(
+            f"{live.url}/api/v1/events?env={env}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+        ).text
+
+    assert anonymous["status"] == "failed"
+    assert anonymous["last_error"].startswith(f"build of hoody/{docker_repo}-web:")
+    assert "returned a non-zero code: 1" in anonymous["last_error"]
+    assert "secret-build-output" not in anonymous["last_error"]
+    assert "last_output" not in anonymous
+    assert "secret-build-output" not in anonymous_events
+    assert "secret-build-output" in signed["last_output"]
+    assert signed["last_error"] == anonymous["last_error"]
+    assert "secret-build-output" in signed_events

@@ -134,7 +134,11 @@ class NameConflict(RuntimeFailure):
 
 
 class HealthTimeout(RuntimeFailure):
-    pass
+    """`output` holds the container's last log lines, kept apart like BuildFailed's."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class BuildFailed(RuntimeFailure):

@@ -256,8 +256,8 @@ class Applier:
             if not state.running:
                 logs = self.runtime.logs(cid, tail=10).strip()
                 raise HealthTimeout(
-                    f"{svc.name}: container {state.status} (exit code {state.exit_code})"
-                    + (f"; last output:\n{logs}" if logs else "")
+                    f"{svc.name}: container {state.status} (exit code {state.exit_code})",
+                    output=logs,
                 )
             if hc is None:
                 ok, last = True, "running"

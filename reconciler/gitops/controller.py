@@ -17,7 +17,13 @@ from typing import Any
 
 from reconciler.core import desired as desired_mod
 from reconciler.core.desired import DesiredState, HoldKind
-from reconciler.core.errors import ReconcilerError, RuntimeUnavailable, retry_delay
+from reconciler.core.errors import (
+    BuildFailed,
+    HealthTimeout,
+    ReconcilerError,
+    RuntimeUnavailable,
+    retry_delay,
+)
 from reconciler.core.model import (
     Action,
     ActionOp,
@@ -36,6 +42,17 @@ from reconciler.storage.store import Store
 
 log = logging.getLogger(__name__)
 __all__ = ["Controller", "EnvChange", "Listener", "PassPlan", "PassResult"]
+OUTPUT_LIMIT = 4096  # characters of build or container output kept with a failure
+
+
+def failure_output(e: BaseException) -> str | None:
+    """The tail of the output that came with a failure (the branch's own commands wrote
+    it): stored apart from the status line, shown only to authenticated readers."""
+    output = e.output if isinstance(e, BuildFailed | HealthTimeout) else ""
+    output = output.strip()
+    if len(output) > OUTPUT_LIMIT:
+        output = "[…]\n" + output[-OUTPUT_LIMIT:]
+    return output or None
 
 
 @dataclass(frozen=True)
@@ -380,7 +397,12 @@ class Controller:
                 call_hook(hook, a.desired, started)
             problem = self._problem(a.env)
             self._set_status(
-                a.env, repo, "degraded" if problem else "healthy", url=res.url, last_error=problem
+                a.env,
+                repo,
+                "degraded" if problem else "healthy",
+                url=res.url,
+                last_error=problem,
+                last_output=None,
             )
             return None
         except ReconcilerError as e:
@@ -405,7 +427,8 @@ class Controller:
         if a.desired is not None:
             self._failed[a.env] = (a.desired.spec_hash, msg.splitlines()[0] if msg else "")
             kept = " ; the previous version keeps running" if a.op is ActionOp.UPDATE else ""
-            self._set_status(a.env, repo, "failed", last_error=msg)
+            output = failure_output(error)
+            self._set_status(a.env, repo, "failed", last_error=msg, last_output=output)
             self.note(
                 repo,
                 a.env,
@@ -413,6 +436,7 @@ class Controller:
                 f"{a.op.value} failed: {msg}{kept}",
                 level="error",
                 force=True,
+                details={"output": output} if output else None,
             )
         else:
             self.note(

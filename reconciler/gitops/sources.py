@@ -170,7 +170,7 @@ class SourceReader:
                 )
             )
             crontab = None
-        return CommitFiles(spec, None, crontab, contexts, when, bases, crontab_error)
+        return CommitFiles(spec, None, crontab, contexts, when, False, bases, crontab_error)
 
     def _source(
         self, repo: RepoSettings, mirror: Mirror, ref: Ref, secrets: bool = True

@@ -84,7 +84,7 @@ def _taken(kind: str, name: str, have: Mapping[str, str] | None, want: Mapping[s
     return f"{kind} {name} exists and was not created by hoody for this environment; left alone"
 
 
-class _Anonymous(docker.APIClient):
+class _Anonymous(docker.APIClient):  # type: ignore[misc]
     """A client that never sends the registry credentials stored on this host (its
     docker config and credential helpers): builds and pulls for fork pull requests."""
 

@@ -65,7 +65,7 @@ def test_fork_pull_request_builds_run_without_network(
 ) -> None:
     app = unique("a")
     remote.commit("main", {".hoody/app.yaml": build_spec(app), "Dockerfile": NETS})
-    # The fork's Dockerfile differs, so its image is its own build, not main's.
+    # The same RUN step: the fork's build must not reuse main's cached layer.
     remote.commit("fork", {"Dockerfile": NETS + "# from a fork\n"}, base="main")
     git(remote.work, "push", "-q", "-f", "origin", "fork:refs/pull/3/head")
     ctl = controller(
@@ -73,13 +73,15 @@ def test_fork_pull_request_builds_run_without_network(
         remote,
         docker_repo,
         repo_kw={"pull_requests": PullRequestSettings(enabled=True, forks=True)},
+        branches=("main",),
     )
+    assert ctl.reconcile(docker_repo).ok  # main first (the PR's state is not known yet)
+    assert "eth0" in _nets(docker_engine, docker_repo, f"main-{app}")  # the operator's default
     ctl.store.record_pull_request(docker_repo, PullRequestState(3, "open", is_fork=True))
 
     result = ctl.reconcile(docker_repo)
 
     assert result.ok, result.errors
-    assert "eth0" in _nets(docker_engine, docker_repo, f"main-{app}")  # the operator's default
     assert _nets(docker_engine, docker_repo, f"pr-3-{app}") == ["lo"]
 
 
@@ -87,7 +89,13 @@ def test_the_operator_can_take_the_network_from_branch_builds(
     tmp_path: Path, remote: GitRemote, docker_repo: str, docker_engine: docker.DockerClient
 ) -> None:
     app = unique("a")
-    remote.commit("main", {".hoody/app.yaml": build_spec(app), "Dockerfile": NETS + "# none\n"})
+    remote.commit(
+        "main",
+        {
+            ".hoody/app.yaml": build_spec(app),
+            "Dockerfile": NETS.replace("> /nets", "> /nets && echo none"),
+        },
+    )
     ctl = controller(tmp_path, remote, docker_repo, build=BuildSettings(network="none"))
 
     assert ctl.reconcile(docker_repo).ok

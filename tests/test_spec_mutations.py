@@ -80,8 +80,9 @@ def unknown_keys(doc: Any) -> list[str]:
     if not isinstance(doc, dict):
         return []
     found: list[str] = []
-    shorthand = "services" not in doc
-    allowed = {**TOP, **(SERVICE if shorthand else {})}
+    # The single-service shorthand documents the service keys at the top level too (the
+    # parser refuses them next to `services`, unless empty, which counts as absent).
+    allowed = {**TOP, **SERVICE}
 
     def walk(node: Any, schema: Any, path: str) -> None:
         if not isinstance(node, dict) or schema is None or schema == FREE:

@@ -35,7 +35,7 @@ class BuildRequest:
     args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     network: str | None = None  # network of the RUN steps: None = the engine's default
-    anonymous: bool = False  # no registry credentials for base images (fork PRs)
+    anonymous: bool = False  # no registry credentials, no cached layers (fork PRs)
     memory: int | None = None  # memory limit of each RUN step
 
 

@@ -204,6 +204,9 @@ class DockerRuntime:
                 rm=True,
                 forcerm=True,
                 pull=False,
+                # A fork's build never reuses cached layers: a trusted build's RUN step with
+                # the same text may have fetched something over the network.
+                nocache=request.anonymous,
                 decode=True,
                 network_mode=request.network,
                 container_limits={"memory": request.memory} if request.memory else None,

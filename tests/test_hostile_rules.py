@@ -8,6 +8,7 @@ import pytest
 from reconciler.core.crontab import parse_crontab
 from reconciler.core.desired import RefSource, apply_repo_limit, build, refuse_held_names
 from reconciler.core.dockerfile import check_dockerfile
+from reconciler.core.errors import SpecError
 from reconciler.core.images import allowed, normalise, refusal
 from reconciler.core.limits import crontab_problems, effective_resources, size_text, spec_problems
 from reconciler.core.model import Ref, Resources
@@ -132,3 +133,15 @@ def test_names_held_by_another_repo_and_the_repo_limit() -> None:
     assert (set(kept.environments), waiting) == ({"y-shop", "main-shop"}, ["x-shop"])
     kept, waiting = apply_repo_limit(state, 1, running={"x-shop", "y-shop"})
     assert (set(kept.environments), waiting) == ({"x-shop", "y-shop"}, ["main-shop"])
+
+
+def test_aliases_cannot_amplify_the_parsers_work() -> None:
+    env = "env: &e {" + ", ".join(f"K{i}: v" for i in range(2000)) + "}"
+    many = "".join(f"  s{i}: {{image: busybox, env: *e}}\n" for i in range(1, 100))
+    with pytest.raises(SpecError) as bomb:
+        parse_app_spec(f"services:\n  s0: {{image: busybox, {env}}}\n{many}")
+    assert "more than 100000 values once its aliases are expanded" in str(bomb.value)
+    with pytest.raises(SpecError):
+        parse_app_spec("services: {web: {image: busybox, command: &x [*x]}}")
+    shared = parse_app_spec("services: {a: {image: b, env: &e {A: 1}}, b: {image: b, env: *e}}")
+    assert shared.services["b"].env == {"A": "1"}

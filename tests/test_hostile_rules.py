@@ -3,6 +3,10 @@ patterns, limits, and the names reserved for pull requests."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from reconciler.core.crontab import parse_crontab
@@ -145,3 +149,19 @@ def test_aliases_cannot_amplify_the_parsers_work() -> None:
         parse_app_spec("services: {web: {image: busybox, command: &x [*x]}}")
     shared = parse_app_spec("services: {a: {image: b, env: &e {A: 1}}, b: {image: b, env: *e}}")
     assert shared.services["b"].env == {"A": "1"}
+
+
+def test_validate_reports_a_remote_add_with_its_dockerfile_line(tmp_path: Path) -> None:
+    (tmp_path / ".hoody").mkdir()
+    (tmp_path / ".hoody" / "app.yaml").write_text("name: x\nbuild: {context: app}\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox\nADD http://127.0.0.1:9/m /m\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli.main", "validate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert "app/Dockerfile:2: ADD: http://127.0.0.1:9/m: remote sources are not allowed" in (
+        out.stderr
+    )

@@ -31,7 +31,7 @@ from reconciler.core.model import (
     ObservedEnvironment,
 )
 from reconciler.core.naming import container_name, network_name, next_container_name, volume_name
-from reconciler.core.settings import BuildSettings, ImagesSettings, LimitsSettings
+from reconciler.core.settings import BuildSettings, ImagesSettings, LimitsSettings, Settings
 from reconciler.gitops.git import Mirror
 from reconciler.runtime import BuildRequest, ContainerSpec, Progress, Runtime
 
@@ -81,6 +81,20 @@ class Applier:
         self.limits = limits or LimitsSettings()
         self.build = build or BuildSettings()
         self.images = images or ImagesSettings()
+
+    @classmethod
+    def for_settings(
+        cls, runtime: Runtime, mirrors: Callable[[str], Mirror], settings: Settings
+    ) -> Applier:
+        return cls(
+            runtime,
+            mirrors,
+            settings.docker.publish_host,
+            settings.url_template,
+            limits=settings.limits,
+            build=settings.build,
+            images=settings.images,
+        )
 
     # -- the three operations --------------------------------------------------------
 

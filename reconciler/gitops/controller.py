@@ -17,13 +17,7 @@ from typing import Any
 
 from reconciler.core import desired as desired_mod
 from reconciler.core.desired import DesiredState, HoldKind
-from reconciler.core.errors import (
-    BuildFailed,
-    HealthTimeout,
-    ReconcilerError,
-    RuntimeUnavailable,
-    retry_delay,
-)
+from reconciler.core.errors import ReconcilerError, RuntimeUnavailable, retry_delay
 from reconciler.core.model import (
     Action,
     ActionOp,
@@ -42,17 +36,6 @@ from reconciler.storage.store import Store
 
 log = logging.getLogger(__name__)
 __all__ = ["Controller", "EnvChange", "Listener", "PassPlan", "PassResult"]
-OUTPUT_LIMIT = 4096  # characters of build or container output kept with a failure
-
-
-def failure_output(e: BaseException) -> str | None:
-    """The tail of the output that came with a failure (the branch's own commands wrote
-    it): stored apart from the status line, shown only to authenticated readers."""
-    output = e.output if isinstance(e, BuildFailed | HealthTimeout) else ""
-    output = output.strip()
-    if len(output) > OUTPUT_LIMIT:
-        output = "[…]\n" + output[-OUTPUT_LIMIT:]
-    return output or None
 
 
 @dataclass(frozen=True)
@@ -113,15 +96,7 @@ class Controller:
         self._set_status = self.records.set_status
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
         self._progress = progress
-        self.applier = Applier(
-            runtime,
-            self.mirror,
-            settings.docker.publish_host,
-            settings.url_template,
-            limits=settings.limits,
-            build=settings.build,
-            images=settings.images,
-        )
+        self.applier = Applier.for_settings(runtime, self.mirror, settings)
         # Hooks for the scheduler: called after an env converges or goes.
         # (environment, services (re)started by this pass)
         self.on_applied: list[Callable[[DesiredEnvironment, frozenset[str]], None]] = []
@@ -221,16 +196,8 @@ class Controller:
         queued, over_limit = set(pp.queued), set(pp.waiting)
         limit = self.settings.limits.max_environments_per_repo
         for name in sorted(over_limit):
-            ref = pp.snapshot.state.environments[name].ref
-            if ref.kind != "pr":
-                self.note(
-                    repo,
-                    None,
-                    "queued",
-                    f"{name}: queued: the repo runs its maximum of {limit} environments "
-                    f"(limits.max_environments_per_repo); {ref.name} waits for a place",
-                    topic=f"queued:{ref.name}",
-                )
+            if (ref := pp.snapshot.state.environments[name].ref).kind != "pr":
+                self.records.queued(repo, name, ref.name, limit)
         by_number = {
             e.ref.pr_number: e
             for e in pp.snapshot.state.environments.values()
@@ -397,12 +364,7 @@ class Controller:
                 call_hook(hook, a.desired, started)
             problem = self._problem(a.env)
             self._set_status(
-                a.env,
-                repo,
-                "degraded" if problem else "healthy",
-                url=res.url,
-                last_error=problem,
-                last_output=None,
+                a.env, repo, "degraded" if problem else "healthy", url=res.url, last_error=problem
             )
             return None
         except ReconcilerError as e:
@@ -427,7 +389,7 @@ class Controller:
         if a.desired is not None:
             self._failed[a.env] = (a.desired.spec_hash, msg.splitlines()[0] if msg else "")
             kept = " ; the previous version keeps running" if a.op is ActionOp.UPDATE else ""
-            output = failure_output(error)
+            output = self.records.output_of(error)
             self._set_status(a.env, repo, "failed", last_error=msg, last_output=output)
             self.note(
                 repo,

@@ -8,7 +8,6 @@ RuntimeUnavailable so callers know to tear nothing down.
 from __future__ import annotations
 
 import collections
-import http.client
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +23,6 @@ from reconciler.core.errors import BuildFailed, NameConflict, RuntimeFailure, Ru
 from reconciler.core.model import (
     LABEL_ENV,
     LABEL_MANAGED,
-    LABEL_REF,
     LABEL_REPO,
     ObservedEnvironment,
 )
@@ -37,6 +35,7 @@ from reconciler.runtime import (
     Progress,
     assemble,
 )
+from reconciler.runtime.isolation import Anonymous, http_probe, taken
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,28 +67,6 @@ def _engine(what: str) -> Iterator[None]:
 
 def _managed(labels: Mapping[str, str] | None) -> bool:
     return bool(labels) and labels.get(LABEL_MANAGED) == "true"  # type: ignore[union-attr]
-
-
-def _taken(kind: str, name: str, have: Mapping[str, str] | None, want: Mapping[str, str]) -> str:
-    """Why `name` cannot be ours: held by another repo's environment (both refs named) or
-    by an object hoody did not create."""
-    have = have or {}
-    if _managed(have):
-        return (
-            f"environment name {want.get(LABEL_ENV)} is already used by repo "
-            f"{have.get(LABEL_REPO)!r} ({have.get(LABEL_REF)}); repo {want.get(LABEL_REPO)!r} "
-            f"({want.get(LABEL_REF)}) cannot have it: give the app another name in "
-            ".hoody/app.yaml. That environment is left alone"
-        )
-    return f"{kind} {name} exists and was not created by hoody for this environment; left alone"
-
-
-class _Anonymous(docker.APIClient):  # type: ignore[misc]
-    """A client that never sends the registry credentials stored on this host (its
-    docker config and credential helpers): builds and pulls for fork pull requests."""
-
-    def _set_auth_headers(self, headers: dict[str, str]) -> None:
-        return None
 
 
 _BUILD_TAIL = 20  # lines of build output kept for the error
@@ -124,7 +101,7 @@ class DockerRuntime:
                 # the same engine as `api` (DOCKER_HOST and its TLS settings, as from_env)
                 where = {"base_url": self._base_url} if self._base_url else None
                 with _engine("connect"):
-                    self._anonymous = _Anonymous(
+                    self._anonymous = Anonymous(
                         timeout=int(self._timeout),
                         version=api.api_version,
                         **(where or docker.utils.kwargs_from_env()),
@@ -242,7 +219,7 @@ class DockerRuntime:
             except RuntimeFailure:  # created by someone else in between: whose is it?
                 existing = self._call("inspect network", lambda: self.api.inspect_network(name))
         if not self._owns(existing.get("Labels"), labels):
-            raise NameConflict(_taken("network", name, existing.get("Labels"), labels))
+            raise NameConflict(taken("network", name, existing.get("Labels"), labels))
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         try:
@@ -253,7 +230,7 @@ class DockerRuntime:
             )
             return
         if not self._owns(existing.get("Labels"), labels):
-            raise NameConflict(_taken("volume", name, existing.get("Labels"), labels))
+            raise NameConflict(taken("volume", name, existing.get("Labels"), labels))
 
     @staticmethod
     def _owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
@@ -313,7 +290,7 @@ class DockerRuntime:
         if _managed(have) and self._owns(have, want):
             return RuntimeFailure(f"container name {name} is held by another hoody container")
         if _managed(have):
-            return NameConflict(_taken("container", name, have, want))
+            return NameConflict(taken("container", name, have, want))
         return NameConflict(
             f"container name {name} is held by a container hoody did not create; it is left "
             "alone (rename or remove it to let this environment start)"
@@ -429,24 +406,3 @@ class DockerRuntime:
         else:
             return False, "container has no address"
         return http_probe(target[0], target[1], path, timeout)
-
-
-def http_probe(host: str, port: int, path: str, timeout: float) -> tuple[bool, str]:
-    """GET `path` from exactly `host:port`: 2xx is healthy; a redirect is reported, never
-    followed (a container could point it at the server's own loopback)."""
-    url = f"http://{host}:{port}{path}"
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        resp = conn.getresponse()
-        status = resp.status
-        location = resp.getheader("Location")
-        resp.read(64 * 1024)
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        return False, f"{url}: {e}"
-    finally:
-        conn.close()
-    if 300 <= status < 400:
-        where = (location or "(no Location)")[:200]
-        return False, f"unhealthy: redirect to {where} from {url} (not followed)"
-    return 200 <= status < 300, f"{status} from {url}"

@@ -157,18 +157,10 @@ class SourceReader:
         errors += [str(p) for p in problems]
         if errors:
             return CommitFiles(None, "\n".join(errors), None, {}, when)
-        crontab, crontab_size = mirror.read_limited(commit, CRONTAB_FILE, limits.max_crontab_bytes)
+        crontab, size = mirror.read_limited(commit, CRONTAB_FILE, limits.max_crontab_bytes)
         crontab_error = None
-        if crontab is not None and crontab_size > limits.max_crontab_bytes:
-            crontab_error = str(
-                too_large(
-                    CRONTAB_FILE,
-                    crontab_size,
-                    crontab,
-                    limits,
-                    "max_crontab_bytes",
-                )
-            )
+        if crontab is not None and size > limits.max_crontab_bytes:  # rejected as a whole
+            crontab_error = str(too_large(CRONTAB_FILE, size, crontab, limits, "max_crontab_bytes"))
             crontab = None
         return CommitFiles(spec, None, crontab, contexts, when, False, bases, crontab_error)
 

@@ -216,8 +216,11 @@ class DockerRuntime:
                     ),
                 )
                 return
-            except RuntimeFailure:  # created by someone else in between: whose is it?
-                existing = self._call("inspect network", lambda: self.api.inspect_network(name))
+            except RuntimeFailure as refused:  # created by someone else in between?
+                try:
+                    existing = self._call("inspect network", lambda: self.api.inspect_network(name))
+                except RuntimeFailure:
+                    raise refused from None  # no: the engine's own reason
         if not self._owns(existing.get("Labels"), labels):
             raise NameConflict(taken("network", name, existing.get("Labels"), labels))
 

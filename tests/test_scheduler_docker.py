@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from reconciler.core.settings import RepoSettings, SchedulerSettings, Settings
+from reconciler.core.settings import LimitsSettings, RepoSettings, SchedulerSettings, Settings
 from reconciler.runtime.docker import DockerRuntime
 
 from .conftest import GitRemote, unique
@@ -40,6 +40,7 @@ def settings(tmp_path: Path, repo: str, remote: GitRemote) -> Settings:
             ),
         ),
         scheduler=SchedulerSettings(shutdown_grace=0.5, kill_grace=1.0),
+        limits=LimitsSettings(min_every=1.0),  # these schedules fire every few seconds
     )
 
 

@@ -80,6 +80,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     f"{SPEC_FILE}: services.{svc.name}.build.dockerfile: "
                     f"{svc.build.context}/{svc.build.dockerfile} not found"
                 )
+            else:  # what the server refuses in a Dockerfile (ADD of a URL, ...)
+                from reconciler.core.dockerfile import check_dockerfile
+
+                name = os.path.normpath(os.path.join(svc.build.context, svc.build.dockerfile))
+                text = (ctx / svc.build.dockerfile).read_text(errors="replace")
+                errors.extend(str(e) for e in check_dockerfile(text, name)[0])
         tz = spec.cron.timezone
     except SpecError as e:
         errors.extend(str(e).splitlines())

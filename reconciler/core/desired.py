@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.model import AppSpec, DesiredEnvironment, DesiredService, Ref, ServiceSpec
-from reconciler.core.naming import env_name
+from reconciler.core.naming import env_name, pull_request_namespace
 from reconciler.core.settings import PullRequestSettings, RepoSettings
 
 
@@ -32,6 +32,8 @@ class RefSource:
     contexts: Mapping[str, str] = field(default_factory=dict)  # service -> context tree id
     secrets: bool = True  # False for fork PRs: the repo's env never reaches them
     missing: bool = False  # the commit has no spec file at all (`error` says where)
+    bases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # service -> FROM images
+    crontab_error: str | None = None  # why the crontab cannot be used as a whole
 
 
 class HoldKind(StrEnum):
@@ -112,7 +114,9 @@ def desired_environment(
         env = resolve_env(svc, app, source.ref, repo_env)
         material = asdict(svc)
         material.update(env=env, image=image, build=None, environment=name)
-        services[svc.name] = DesiredService(svc, image, env, keyed_hash(key, material))
+        services[svc.name] = DesiredService(
+            svc, image, env, keyed_hash(key, material), tuple(source.bases.get(svc.name, ()))
+        )
     env_hash = keyed_hash(key, sorted((n, s.spec_hash) for n, s in services.items()))
     return DesiredEnvironment(
         name=name,
@@ -123,7 +127,14 @@ def desired_environment(
         spec_hash=env_hash,
         crontab=source.crontab,
         secret_keys=frozenset(repo_env),
+        crontab_error=source.crontab_error,
+        fork=not source.secrets,  # secrets are withheld from fork pull requests alone
     )
+
+
+def pr_ref_name(provider: str, number: int) -> str:
+    kind = "merge-requests" if provider == "gitlab" else "pull"
+    return f"refs/{kind}/{number}/head"
 
 
 def build(
@@ -149,6 +160,19 @@ def build(
             env = desired_environment(repo, source, key, inject_secrets=source.secrets)
             if cache is not None:
                 cache[ckey] = env
+        taken = pull_request_namespace(env.name) if source.ref.kind != "pr" else None
+        if taken is not None:
+            held.append(
+                Held(
+                    source.ref.name,
+                    f"environment name {env.name} is reserved for pull request #{taken} "
+                    f"({pr_ref_name(repo.provider, taken)}): {source.ref.name} with app name "
+                    f"{env.app.name!r} cannot have it; rename the app in .hoody/app.yaml "
+                    "or the branch",
+                    HoldKind.NAME_TAKEN,
+                )
+            )
+            continue
         if env.name in envs:
             other = envs[env.name].ref.name
             held.append(
@@ -163,6 +187,29 @@ def build(
     if complete and not sources:
         complete, note = False, "the ref listing is empty; nothing will be pruned"
     return DesiredState(repo.name, envs, tuple(held), complete, note)
+
+
+def refuse_held_names(
+    state: DesiredState, holders: Mapping[str, tuple[str, str | None]]
+) -> DesiredState:
+    """Environment names are unique across repos: a desired environment whose name another
+    repo holds (`holders`: name -> (repo, ref)) is held, naming both refs, and the other
+    repo's environment is left alone."""
+    taken = {n: h for n, h in holders.items() if n in state.environments}
+    if not taken:
+        return state
+    held = [
+        Held(
+            env.ref.name,
+            f"environment name {name} is already used by repo {taken[name][0]!r} "
+            f"({taken[name][1]}); repo {state.repo!r} ({env.ref.name}) cannot have it: "
+            "give the app another name in .hoody/app.yaml",
+        )
+        for name, env in state.environments.items()
+        if name in taken
+    ]
+    keep = {n: e for n, e in state.environments.items() if n not in taken}
+    return replace(state, environments=keep, held=state.held + tuple(held))
 
 
 # -- pull requests ------------------------------------------------------------------------
@@ -274,3 +321,23 @@ def apply_cap(
     room = max(0, cap - len(branches))
     keep = {e.name: e for e in [*branches, *prs[:room]]}
     return replace(state, environments=keep), [e.name for e in prs[room:]]
+
+
+def apply_repo_limit(
+    state: DesiredState, limit: int, running: Collection[str]
+) -> tuple[DesiredState, list[str]]:
+    """At most `limit` environments per repo, branches and pull requests together
+    (`limits.max_environments_per_repo`). Running environments keep their place, then
+    branches by ref name, then pull requests by number; the rest wait (nothing running
+    is removed for it). Returns the new state and the environments that wait."""
+    if len(state.environments) <= limit:
+        return state, []
+    envs = state.environments.values()
+    kept = [e for e in envs if e.name in running]
+    order = sorted(
+        (e for e in envs if e.name not in running),
+        key=lambda e: (e.ref.kind == "pr", e.ref.pr_number or 0, e.ref.name),
+    )
+    room = max(0, limit - len(kept))
+    keep = {e.name: e for e in [*kept, *order[:room]]}
+    return replace(state, environments=keep), [e.name for e in order[room:]]

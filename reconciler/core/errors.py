@@ -10,7 +10,8 @@
     ├── RuntimeUnavailable     the container engine cannot be reached          yes, 10 s
     ├── RuntimeFailure         the engine refused an operation (`status`)      no
     │   ├── NameConflict       an object we did not create holds the name      no
-    │   └── HealthTimeout      a new version never became healthy              no
+    │   ├── HealthTimeout      a new version never became healthy              no
+    │   └── BuildFailed        a build failed; its output is kept apart        no
     ├── ProviderError          a provider API call failed or was unreadable    no answer, 429,
     │                                                                          5xx: 30 s
     ├── UnknownEnvironment     no environment of that name has a schedule      no
@@ -133,7 +134,21 @@ class NameConflict(RuntimeFailure):
 
 
 class HealthTimeout(RuntimeFailure):
-    pass
+    """`output` holds the container's last log lines, kept apart like BuildFailed's."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class BuildFailed(RuntimeFailure):
+    """`str()` is the status line; `output` is the build's last lines, which come from the
+    branch's own commands, so they are shown apart from it (truncated, and not to
+    anonymous readers when `api.public_read` is on)."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class ProviderError(ReconcilerError):

@@ -128,6 +128,7 @@ class DesiredService:
     image: str  # image reference to run (for builds: the tag we build)
     env: Mapping[str, str]
     spec_hash: str
+    base_images: tuple[str, ...] = ()  # for builds: the images its Dockerfile starts from
 
     @property
     def name(self) -> str:
@@ -144,6 +145,8 @@ class DesiredEnvironment:
     spec_hash: str
     crontab: str | None = None  # the raw .hoody/crontab text at this commit
     secret_keys: frozenset[str] = frozenset()  # env names whose values are secrets
+    crontab_error: str | None = None  # the crontab could not be read (over its size limit)
+    fork: bool = False  # a pull request from a fork: no network for builds, no credentials
 
     @property
     def commit(self) -> str:

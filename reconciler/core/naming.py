@@ -3,7 +3,8 @@ and distinct refs never share a name.
 
 Rule (documented in docs/architecture.md):
 
-* A pull request N gets `pr-<N>-<app>`.
+* A pull request N gets `pr-<N>-<app>`. That form is reserved: a branch whose name would
+  have it (branch `pr` with app `2-shop`) is refused (`pull_request_namespace`).
 * A branch gets `<slug>-<app>` when the slug is *lossless*: lower-case alphanumerics
   separated by single hyphens, where the branch is exactly the slug with its first
   hyphen written as a slash or not at all (`feature/billing-v2` -> `feature-billing-v2`,
@@ -28,6 +29,7 @@ HASH_LEN = 10
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _PR_LIKE = re.compile(r"^pr-[0-9]+(-|$)")
+_PR_NAME = re.compile(r"^pr-([0-9]+)-[a-z0-9]")  # the names of pull request environments
 
 
 def is_dns_label(name: str) -> bool:
@@ -65,6 +67,13 @@ def env_name(ref: Ref, app: str) -> str:
     suffix = "--" + ref_hash(ref.name)
     head = slug[: max(0, room - len(suffix))].strip("-") or "ref"
     return f"{head}{suffix}-{app}"
+
+
+def pull_request_namespace(name: str) -> int | None:
+    """The PR number if `name` has the form of a pull request's environment name
+    (`pr-<n>-<app>`): reserved for pull requests, a branch must never produce it."""
+    m = _PR_NAME.match(name)
+    return int(m.group(1)) if m else None
 
 
 def container_name(env: str, service: str) -> str:

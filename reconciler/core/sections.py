@@ -7,7 +7,8 @@ adding a dataclass (and a field of that type on its parent). A field without a d
 required.
 
 Annotations understood: `bool`, `int`, `str`, `Path`; `float` (an integer or a number);
-`Seconds` (a duration: `30`, `"250ms"`, `"5m"`, `"72h"`); `X | None`; `tuple[str, ...]` (a
+`Seconds` (a duration: `30`, `"250ms"`, `"5m"`, `"72h"`); `Bytes` (a size: `1048576`,
+`"256k"`, `"512m"`, `"4g"`, powers of 1024); `X | None`; `tuple[str, ...]` (a
 list, or one string); `tuple[Section, ...]` (a list of mappings); `Mapping[str, str]`
 (variable names to strings or numbers); a nested dataclass (a mapping). Constraints ride in
 `Annotated[...]` as rules (`Floor`, `Between`, `OneOf`, `Check`, `Each`), applied to values
@@ -34,6 +35,14 @@ class _Duration:
 
 DURATION = _Duration()
 Seconds = Annotated[float, DURATION]
+
+
+class _Size:
+    """Marks an int read as a size in bytes (`1048576`, `"256k"`, `"512m"`, `"4g"`)."""
+
+
+SIZE = _Size()
+Bytes = Annotated[int, SIZE]
 
 
 class Rule:
@@ -144,6 +153,8 @@ def _unwrap(tp: Any) -> tuple[Any, list[Rule]]:
             rules += [m for m in tp.__metadata__ if isinstance(m, Rule)]
             if any(m is DURATION for m in tp.__metadata__):
                 return DURATION, rules
+            if any(m is SIZE for m in tp.__metadata__):
+                return SIZE, rules
             tp = tp.__origin__
         elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
             rest = [a for a in get_args(tp) if a is not type(None)]
@@ -158,6 +169,8 @@ def _read(r: _Reader, k: str, tp: Any) -> Any:
     origin, args = get_origin(tp), get_args(tp)
     if tp is DURATION:
         return _duration(r, k)
+    if tp is SIZE:
+        return _size(r, k)
     if tp is bool or tp is int or tp is str:
         return r.get(k, tp)
     if tp is float:
@@ -245,6 +258,24 @@ def _duration(r: _Reader, k: str) -> float:
     if not m:
         raise ConfigError(r.key(k), f"not a duration: {v!r} (e.g. 30s, 5m, 72h)")
     return float(m.group(1)) * _SCALE[m.group(2) or "s"]
+
+
+_SIZE_TEXT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
+_POWER = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _size(r: _Reader, k: str) -> int:
+    v = r.get(k, (int, str))
+    if isinstance(v, int):
+        size = v
+    else:
+        m = _SIZE_TEXT.fullmatch(v)
+        if not m:
+            raise ConfigError(r.key(k), f"not a size: {v!r} (e.g. 256k, 512m, 4g)")
+        size = int(float(m.group(1)) * _POWER[m.group(2).lower()])
+    if size < 0:
+        raise ConfigError(r.key(k), "must not be negative")
+    return size
 
 
 def _str_map(r: _Reader, k: str) -> dict[str, str]:

@@ -19,7 +19,16 @@ import yaml
 
 from reconciler.core.errors import ConfigError
 from reconciler.core.naming import valid_app_name
-from reconciler.core.sections import Between, Check, Each, Floor, OneOf, Seconds, read_section
+from reconciler.core.sections import (
+    Between,
+    Bytes,
+    Check,
+    Each,
+    Floor,
+    OneOf,
+    Seconds,
+    read_section,
+)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PROVIDERS = ("github", "gitlab", "gitea", "generic")
@@ -65,6 +74,47 @@ class DatabaseSettings:
             _DATABASE_URL.match, "expected sqlite:///<path> or postgresql://user:password@host/db"
         ),
     ] = None
+
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    """What one branch or pull request may take of the host (rules may not use module
+    names: the annotations are evaluated in the class's namespace). A container whose spec sets
+    no `resources` gets `memory` / `cpus`; every container gets `pids`; a spec asking for
+    more than a maximum, or a crontab over its limits, is refused."""
+
+    memory: Annotated[Bytes, Check(lambda b: b >= 4 << 20, "at least 4m")] = 512 * MiB
+    cpus: Annotated[float, Check(lambda c: c > 0, "must be above 0")] = 1.0
+    pids: Annotated[int, Check(lambda n: n >= 16, "at least 16")] = 512  # processes
+    max_memory: Annotated[Bytes, Check(lambda b: b >= 4 << 20, "at least 4m")] = 4096 * MiB
+    max_cpus: Annotated[float, Check(lambda c: c > 0, "must be above 0")] = 4.0
+    # environments of one repo (branches and pull requests); beyond it, refs wait
+    max_environments_per_repo: Annotated[int, Floor(1)] = 50
+    max_cron_entries: Annotated[int, Floor(1)] = 200  # entries of one crontab
+    min_every: Seconds = 10.0  # the shortest `@every` a crontab may use
+    max_spec_bytes: Annotated[Bytes, Floor(1024)] = 256 * 1024  # .hoody/app.yaml, Dockerfiles
+    max_crontab_bytes: Annotated[Bytes, Floor(1024)] = 256 * 1024  # .hoody/crontab
+
+
+BUILD_NETWORKS = ("default", "none")
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    # network of the build's RUN steps for branches: `default` (the engine's bridge, so
+    # `RUN pip install` works) or `none`; builds of fork pull requests always get none
+    network: Annotated[str, OneOf(BUILD_NETWORKS)] = "default"
+
+
+@dataclass(frozen=True)
+class ImagesSettings:
+    # glob patterns of the images a spec may name (`busybox:*`, `registry.example.com/team/*`)
+    # and a Dockerfile may start FROM; None: any image for branches, and only images
+    # already present on the engine for fork pull requests
+    allow: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +182,9 @@ class Settings:
     url_template: str | None = None
     public_url: str | None = None  # where this service is reachable (links in PR statuses)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    build: BuildSettings = field(default_factory=BuildSettings)
+    images: ImagesSettings = field(default_factory=ImagesSettings)
 
     def repo(self, name: str) -> RepoSettings | None:
         return next((r for r in self.repos if r.name == name), None)
@@ -170,6 +223,11 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         if repo.is_local and not Path(repo.url).is_absolute():
             repo = replace(repo, url=str((base_dir / repo.url).resolve()))
         repos.append(repo)
+    limits = settings.limits
+    if limits.memory > limits.max_memory:
+        raise ConfigError("limits.memory", "must not be above limits.max_memory")
+    if limits.cpus > limits.max_cpus:
+        raise ConfigError("limits.cpus", "must not be above limits.max_cpus")
     state_dir = settings.state_dir
     return replace(
         settings,

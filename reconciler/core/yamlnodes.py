@@ -48,6 +48,9 @@ _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+", re.IGNORECASE)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", re.IGNORECASE)
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MIN_MEMORY = 4 * 1024 * 1024
+# Nodes a document may have once its aliases are expanded: the walk visits an aliased
+# node once per reference, so a small file of nested aliases could cost minutes of CPU.
+MAX_EXPANDED_NODES = 100_000
 
 
 def parse_memory(value: str | int) -> int:
@@ -185,6 +188,35 @@ def as_inside(node: Node, where: str = "the repository") -> str:
     return norm
 
 
+def expanded_size(root: Node) -> int:
+    """How many nodes a walk of `root` visits, aliases expanded (each node's size counted
+    once, so this costs one pass over the distinct nodes). A node that contains itself
+    (`&a [*a]`) counts as over any limit."""
+    over = MAX_EXPANDED_NODES + 1
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    order: list[tuple[Node, bool]] = [(root, False)]
+    while order:
+        node, done = order.pop()
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            open_.discard(id(node))
+            sizes[id(node)] = min(over, 1 + sum(sizes[id(c)] for c in children))
+            continue
+        if id(node) in sizes:
+            continue
+        if any(id(c) in open_ for c in children) or id(node) in open_:
+            return over  # recursive
+        open_.add(id(node))
+        order.append((node, True))
+        order.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 class NodeReader:
     """Walks one document; every problem goes to `errors` and reading carries on.
 
@@ -243,9 +275,14 @@ class NodeReader:
         except RecursionError:
             message = "invalid YAML: nested too deeply"
         else:
-            if root is not None:
+            if root is not None and expanded_size(root) <= MAX_EXPANDED_NODES:
                 return root
-            message = "the file is empty; expected a mapping with 'services'"
+            message = (
+                "the file is empty; expected a mapping with 'services'"
+                if root is None
+                else f"more than {MAX_EXPANDED_NODES} values once its aliases are expanded "
+                "(or an alias that contains itself)"
+            )
         self.errors.append(SpecError(self.file, line, None, message))
         return None
 

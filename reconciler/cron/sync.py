@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.core.crontab import CronEntry, Crontab, managed_entry, parse_crontab
-from reconciler.core.errors import ReconcilerError, SpecError, UnknownEnvironment
+from reconciler.core.errors import ReconcilerError, SpecError, SpecErrors, UnknownEnvironment
+from reconciler.core.limits import crontab_problems, too_large
 from reconciler.core.model import CRONTAB_FILE, DesiredEnvironment
 from reconciler.core.naming import container_name
+from reconciler.core.settings import LimitsSettings
 from reconciler.cron.scheduler import Scheduler, Target
 from reconciler.storage.store import Store
 
@@ -43,10 +45,17 @@ def _digest(*parts: str) -> str:
 
 
 class ScheduleSync:
-    def __init__(self, scheduler: Scheduler, note: Note, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        note: Note,
+        store: Store | None = None,
+        limits: LimitsSettings | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.note = note
         self.store = store
+        self.limits = limits or LimitsSettings()
         self._known: dict[str, _Known] = {}
         self.errors: dict[str, str] = {}  # env -> the rejection message, while rejected
         self._lock = threading.RLock()
@@ -80,14 +89,28 @@ class ScheduleSync:
         if service in started:
             self.scheduler.reboot(env.name)
 
+    def parse(self, text: str, timezone: str) -> Crontab:
+        """The whole crontab within the server's limits, or SpecErrors naming the lines:
+        over `limits.max_crontab_bytes`, `max_cron_entries` or `min_every`, nothing of it
+        is used."""
+        data = text.encode("utf-8", "surrogateescape")
+        if len(data) > self.limits.max_crontab_bytes:
+            prefix = data[: self.limits.max_crontab_bytes].decode("utf-8", "replace")
+            raise too_large(CRONTAB_FILE, len(data), prefix, self.limits, "max_crontab_bytes")
+        if not text.strip():
+            return Crontab((), ())
+        tab = parse_crontab(text, CRONTAB_FILE, timezone)
+        problems = crontab_problems(tab, self.limits, CRONTAB_FILE)
+        if problems:
+            raise SpecErrors(problems)
+        return tab
+
     def _swap(self, env: DesiredEnvironment, text: str, target: Target) -> None:
         settings = env.app.cron
         try:
-            tab = (
-                parse_crontab(text, CRONTAB_FILE, settings.timezone)
-                if text.strip()
-                else Crontab((), ())
-            )
+            if env.crontab_error:
+                raise SpecError(CRONTAB_FILE, None, None, env.crontab_error)
+            tab = self.parse(text, settings.timezone)
         except SpecError as e:
             msg = f"schedule rejected: {e}; the previous schedule keeps running"
             self.errors[env.name] = msg
@@ -166,7 +189,7 @@ class ScheduleSync:
     def put_crontab(self, env: str, user: str, text: str) -> Crontab:
         """Replace one user's schedule atomically, with the same validation as git."""
         known = self._target(env)
-        tab = parse_crontab(text, CRONTAB_FILE, known.target.settings.timezone)  # SpecErrors
+        tab = self.parse(text, known.target.settings.timezone)  # SpecErrors
         self.scheduler.replace(env, known.target, tab, "api", user=user, text=text)
         self.note(
             known.repo,

@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from reconciler.core.errors import HealthTimeout, RuntimeFailure
+from reconciler.core.errors import HealthTimeout, RuntimeFailure, SpecError
+from reconciler.core.images import allowed
+from reconciler.core.limits import effective_resources
 from reconciler.core.model import (
     LABEL_COMMIT,
     LABEL_ENV,
@@ -23,11 +25,13 @@ from reconciler.core.model import (
     LABEL_REPO,
     LABEL_SERVICE,
     LABEL_SPEC_HASH,
+    SPEC_FILE,
     DesiredEnvironment,
     DesiredService,
     ObservedEnvironment,
 )
 from reconciler.core.naming import container_name, network_name, next_container_name, volume_name
+from reconciler.core.settings import BuildSettings, ImagesSettings, LimitsSettings, Settings
 from reconciler.gitops.git import Mirror
 from reconciler.runtime import BuildRequest, ContainerSpec, Progress, Runtime
 
@@ -64,6 +68,9 @@ class Applier:
         url_template: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        limits: LimitsSettings | None = None,
+        build: BuildSettings | None = None,
+        images: ImagesSettings | None = None,
     ) -> None:
         self.runtime = runtime
         self.mirrors = mirrors
@@ -71,6 +78,23 @@ class Applier:
         self.url_template = url_template
         self.sleep = sleep
         self.clock = clock
+        self.limits = limits or LimitsSettings()
+        self.build = build or BuildSettings()
+        self.images = images or ImagesSettings()
+
+    @classmethod
+    def for_settings(
+        cls, runtime: Runtime, mirrors: Callable[[str], Mirror], settings: Settings
+    ) -> Applier:
+        return cls(
+            runtime,
+            mirrors,
+            settings.docker.publish_host,
+            settings.url_template,
+            limits=settings.limits,
+            build=settings.build,
+            images=settings.images,
+        )
 
     # -- the three operations --------------------------------------------------------
 
@@ -165,21 +189,51 @@ class Applier:
     def ensure_image(
         self, env: DesiredEnvironment, svc: DesiredService, progress: Progress
     ) -> None:
+        """The image of `svc`, pulled or built. A fork pull request gets no network in its
+        build and no registry credentials, and without `images.allow` it may only use
+        images already on the engine (its `image:` and its Dockerfile's FROM images)."""
+        build = svc.spec.build
+        if env.fork:
+            for image, field in self._untrusted_images(svc):
+                if not self._usable_by_fork(image):
+                    raise SpecError(
+                        SPEC_FILE,
+                        None,
+                        field,
+                        f"image {image!r} is not present on the engine; pull requests from "
+                        "forks may only use local images unless the server's images.allow "
+                        "lists them",
+                    )
         if self.runtime.has_image(svc.image):
             return
-        build = svc.spec.build
         if build is None:
-            self.runtime.pull_image(svc.image, progress)
+            self.runtime.pull_image(svc.image, progress, anonymous=env.fork)
             return
         mirror = self.mirrors(env.repo)
         commit, context = env.commit, build.context
+        network = "none" if env.fork or self.build.network == "none" else None
         request = BuildRequest(
             context=lambda: mirror.archive(commit, context),
             dockerfile=build.dockerfile,
             args=build.args,
             labels={LABEL_MANAGED: "true", LABEL_REPO: env.repo, LABEL_COMMIT: commit},
+            network=network,
+            anonymous=env.fork,
+            memory=self.limits.max_memory,
         )
         self.runtime.build_image(svc.image, request, progress)
+
+    @staticmethod
+    def _untrusted_images(svc: DesiredService) -> list[tuple[str, str]]:
+        field = f"services.{svc.name}"
+        if svc.spec.build is None:
+            return [(svc.image, f"{field}.image")]
+        return [(image, f"{field}.build (FROM {image})") for image in svc.base_images]
+
+    def _usable_by_fork(self, image: str) -> bool:
+        if self.images.allow is not None:
+            return allowed(image, self.images.allow)  # pulled without credentials if missing
+        return self.runtime.has_image(image)
 
     def _container(self, env: DesiredEnvironment, svc: DesiredService, name: str) -> ContainerSpec:
         spec = svc.spec
@@ -195,7 +249,8 @@ class Applier:
             ports=spec.ports,
             publish_host=self.publish_host,
             volumes={volume_name(env.name, v): path for v, path in spec.volumes.items()},
-            resources=spec.resources,
+            resources=effective_resources(spec.resources, self.limits),
+            pids=self.limits.pids,
             user=spec.user,
             working_dir=spec.working_dir,
         )
@@ -215,8 +270,8 @@ class Applier:
             if not state.running:
                 logs = self.runtime.logs(cid, tail=10).strip()
                 raise HealthTimeout(
-                    f"{svc.name}: container {state.status} (exit code {state.exit_code})"
-                    + (f"; last output:\n{logs}" if logs else "")
+                    f"{svc.name}: container {state.status} (exit code {state.exit_code})",
+                    output=logs,
                 )
             if hc is None:
                 ok, last = True, "running"

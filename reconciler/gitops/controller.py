@@ -45,6 +45,7 @@ class PassPlan:
     observed: dict[str, ObservedEnvironment]
     actions: list[Action]
     queued: list[str]  # PR environments waiting for room under max_environments
+    waiting: list[str] = field(default_factory=list)  # over limits.max_environments_per_repo
 
 
 @dataclass
@@ -95,9 +96,7 @@ class Controller:
         self._set_status = self.records.set_status
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
         self._progress = progress
-        self.applier = Applier(
-            runtime, self.mirror, settings.docker.publish_host, settings.url_template
-        )
+        self.applier = Applier.for_settings(runtime, self.mirror, settings)
         # Hooks for the scheduler: called after an env converges or goes.
         # (environment, services (re)started by this pass)
         self.on_applied: list[Callable[[DesiredEnvironment, frozenset[str]], None]] = []
@@ -126,9 +125,12 @@ class Controller:
         state, queued = desired_mod.apply_cap(
             snap.state, repo.pull_requests.max_environments, set(observed)
         )
+        state, waiting = desired_mod.apply_repo_limit(
+            state, self.settings.limits.max_environments_per_repo, set(observed)
+        )
         suspended = self.store.suspended()
         actions = diff(state, observed, suspended, repo.prune, allow_mass_prune)
-        return PassPlan(snap, state, observed, actions, queued)
+        return PassPlan(snap, state, observed, actions, queued, waiting)
 
     def reconcile(
         self, repo_name: str, allow_mass_prune: bool = False, dry_run: bool = False
@@ -191,7 +193,11 @@ class Controller:
 
     def _report_prs(self, repo: str, pp: PassPlan) -> None:
         """Each PR's decision is an event, and goes to the PR (comment) via listeners."""
-        queued = set(pp.queued)
+        queued, over_limit = set(pp.queued), set(pp.waiting)
+        limit = self.settings.limits.max_environments_per_repo
+        for name in sorted(over_limit):
+            if (ref := pp.snapshot.state.environments[name].ref).kind != "pr":
+                self.records.queued(repo, name, ref.name, limit)
         by_number = {
             e.ref.pr_number: e
             for e in pp.snapshot.state.environments.values()
@@ -209,8 +215,11 @@ class Controller:
             )
         for d in pp.snapshot.pr_decisions:
             env = by_number.get(d.number)
-            waiting = env is not None and env.name in queued
-            if waiting:
+            over = env is not None and env.name in over_limit
+            waiting = over or (env is not None and env.name in queued)
+            if over:
+                msg = f"queued: the repo runs its maximum of {limit} environments"
+            elif waiting:
                 msg = (
                     "queued: the repo runs its maximum of "
                     f"{self.repo(repo).pull_requests.max_environments} environments"
@@ -310,7 +319,7 @@ class Controller:
                 for gone in self.on_removed:
                     call_hook(gone, a.env)
                 self.applier.remove(a.observed, progress)
-                self.store.forget_environment(a.env)
+                self.store.forget_environment(a.env, repo)
                 self.records.removed(a.env, repo, a.reason, a.observed.ref, a.observed.commit)
                 self.note(repo, a.env, "removed", f"removed: {a.reason}", force=True)
                 return None
@@ -380,7 +389,8 @@ class Controller:
         if a.desired is not None:
             self._failed[a.env] = (a.desired.spec_hash, msg.splitlines()[0] if msg else "")
             kept = " ; the previous version keeps running" if a.op is ActionOp.UPDATE else ""
-            self._set_status(a.env, repo, "failed", last_error=msg)
+            output = self.records.output_of(error)
+            self._set_status(a.env, repo, "failed", last_error=msg, last_output=output)
             self.note(
                 repo,
                 a.env,
@@ -388,6 +398,7 @@ class Controller:
                 f"{a.op.value} failed: {msg}{kept}",
                 level="error",
                 force=True,
+                details={"output": output} if output else None,
             )
         else:
             self.note(

@@ -104,6 +104,17 @@ class Mirror:
         data: bytes = blob.data_stream.read()
         return data.decode("utf-8", "replace")
 
+    def read_limited(self, commit: str, path: str, limit: int) -> tuple[str | None, int]:
+        """(text, size in bytes) of `path` at `commit`; (None, 0) if it does not exist. A
+        file larger than `limit` is not read whole: the text is its first `limit` bytes,
+        and the size says by how much it is over."""
+        blob = self._entry(commit, path)
+        if blob is None or blob.type != "blob":
+            return None, 0
+        size = int(blob.size)
+        data: bytes = blob.data_stream.read(min(size, limit))
+        return data.decode("utf-8", "replace"), size
+
     def commit_time(self, commit: str) -> float:
         """When `commit` was committed (seconds since the epoch)."""
         try:

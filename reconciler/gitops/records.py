@@ -15,9 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reconciler.core.errors import BuildFailed, HealthTimeout
 from reconciler.storage.store import Store
 
 log = logging.getLogger(__name__)
+OUTPUT_LIMIT = 4096  # characters of build or container output kept with a failure
+
+
+def failure_output(e: BaseException) -> str | None:
+    """The tail of the output that came with a failure (the branch's own commands wrote
+    it): stored apart from the status line, shown only to authenticated readers."""
+    output = e.output if isinstance(e, BuildFailed | HealthTimeout) else ""
+    output = output.strip()
+    if len(output) > OUTPUT_LIMIT:
+        output = "[…]\n" + output[-OUTPUT_LIMIT:]
+    return output or None
 
 
 class EnvLog(logging.LoggerAdapter[logging.Logger]):
@@ -104,10 +116,26 @@ class Records:
         except Exception:
             log.exception("could not record event")
 
+    def queued(self, repo: str, name: str, ref: str, limit: int) -> None:
+        """A branch's environment waits: the repo is at limits.max_environments_per_repo."""
+        self.note(
+            repo,
+            None,
+            "queued",
+            f"{name}: queued: the repo runs its maximum of {limit} environments "
+            f"(limits.max_environments_per_repo); {ref} waits for a place",
+            topic=f"queued:{ref}",
+        )
+
     def last_note(self, repo: str, env: str | None, topic: str) -> str | None:
         return self._noted.get((repo, env, topic))
 
+    output_of = staticmethod(failure_output)
+
     def set_status(self, name: str, repo: str, status: str, **fields: Any) -> None:
+        """A new status line (`last_error`) replaces the output that came with the last."""
+        if "last_error" in fields:
+            fields.setdefault("last_output", None)
         sig = (status, *sorted(fields.items()))
         with self._lock:
             if self._status.get(name) == sig:

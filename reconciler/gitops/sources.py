@@ -20,7 +20,10 @@ from typing import Any
 
 from reconciler.core import desired as desired_mod
 from reconciler.core.desired import DesiredState, PrDecision, PullRequestView, RefSource
+from reconciler.core.dockerfile import check_dockerfile
 from reconciler.core.errors import GitError, ReconcilerError, SpecError
+from reconciler.core.images import refusal
+from reconciler.core.limits import spec_problems, too_large
 from reconciler.core.model import CRONTAB_FILE, SPEC_FILE, AppSpec, DesiredEnvironment, Ref
 from reconciler.core.settings import RepoSettings, Settings
 from reconciler.core.spec import parse_app_spec
@@ -38,6 +41,8 @@ class CommitFiles:
     contexts: dict[str, str]
     committed_at: float
     missing: bool = False  # no spec file at this commit
+    bases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    crontab_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,17 +111,26 @@ class SourceReader:
 
     def _read(self, repo: RepoSettings, mirror: Mirror, commit: str) -> CommitFiles:
         when = mirror.commit_time(commit)
-        text = mirror.read_file(commit, SPEC_FILE)
+        limits = self.settings.limits
+        text, size = mirror.read_limited(commit, SPEC_FILE, limits.max_spec_bytes)
         if text is None:
             error = f"{SPEC_FILE}: not found at {commit[:12]}"
             return CommitFiles(None, error, None, {}, when, missing=True)
+        if size > limits.max_spec_bytes:
+            error = str(too_large(SPEC_FILE, size, text, limits, "max_spec_bytes"))
+            return CommitFiles(None, error, None, {}, when)
         try:
             spec = parse_app_spec(text, SPEC_FILE, default_name=repo.name)
         except SpecError as e:
             return CommitFiles(None, str(e), None, {}, when)
+        problems: list[SpecError] = spec_problems(spec, limits, SPEC_FILE)
+        allow = self.settings.images.allow
         contexts: dict[str, str] = {}
+        bases: dict[str, tuple[str, ...]] = {}
         errors: list[str] = []
         for svc in spec.services.values():
+            if svc.image is not None and (why := refusal(svc.image, allow)):
+                problems.append(SpecError(SPEC_FILE, None, f"services.{svc.name}.image", why))
             if svc.build is None:
                 continue
             field_ = f"{SPEC_FILE}: services.{svc.name}.build"
@@ -127,18 +141,44 @@ class SourceReader:
                 )
                 continue
             dockerfile = os.path.normpath(os.path.join(svc.build.context, svc.build.dockerfile))
-            if not mirror.has_file(commit, dockerfile):
+            found, found_size = mirror.read_limited(commit, dockerfile, limits.max_spec_bytes)
+            if found is None:
                 errors.append(f"{field_}.dockerfile: {dockerfile} not found at {commit[:12]}")
+            elif found_size > limits.max_spec_bytes:
+                problems.append(too_large(dockerfile, found_size, found, limits, "max_spec_bytes"))
+            else:
+                refused, images = check_dockerfile(found, dockerfile)
+                problems += refused
+                for base in images:
+                    if why := refusal(base.image, allow):
+                        problems.append(SpecError(dockerfile, base.line, base.instruction, why))
+                bases[svc.name] = tuple(b.image for b in images)
             contexts[svc.name] = tree
+        errors += [str(p) for p in problems]
         if errors:
             return CommitFiles(None, "\n".join(errors), None, {}, when)
-        return CommitFiles(spec, None, mirror.read_file(commit, CRONTAB_FILE), contexts, when)
+        crontab, size = mirror.read_limited(commit, CRONTAB_FILE, limits.max_crontab_bytes)
+        crontab_error = None
+        if crontab is not None and size > limits.max_crontab_bytes:  # rejected as a whole
+            crontab_error = str(too_large(CRONTAB_FILE, size, crontab, limits, "max_crontab_bytes"))
+            crontab = None
+        return CommitFiles(spec, None, crontab, contexts, when, False, bases, crontab_error)
 
     def _source(
         self, repo: RepoSettings, mirror: Mirror, ref: Ref, secrets: bool = True
     ) -> RefSource:
         f = self.commit_files(repo, mirror, ref.commit)
-        return RefSource(ref, f.spec, f.error, f.crontab, f.contexts, secrets, f.missing)
+        return RefSource(
+            ref,
+            f.spec,
+            f.error,
+            f.crontab,
+            f.contexts,
+            secrets,
+            f.missing,
+            f.bases,
+            f.crontab_error,
+        )
 
     # -- pull requests ---------------------------------------------------------------
 
@@ -215,4 +255,8 @@ class SourceReader:
         )
         if pr_held:
             state = replace(state, held=state.held + tuple(pr_held))
+        holders = self.store.name_holders(list(state.environments), repo.name)
+        state = desired_mod.refuse_held_names(
+            state, {n: (row["repo"], row["ref"]) for n, row in holders.items()}
+        )
         return Snapshot(state, fetch_error, decisions, pr_error)

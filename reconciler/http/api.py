@@ -81,6 +81,15 @@ def create_api(service: Service) -> Blueprint:
         log.exception("api: unexpected error")
         return error_response(500, "internal", "internal error; see the service log")
 
+    def private(view: dict[str, Any]) -> dict[str, Any]:
+        """Build and container output comes from a branch's own commands: with public
+        reads, only an authenticated reader gets it (the status line stays public)."""
+        if api.public_read and not authorized():
+            view = {k: v for k, v in view.items() if k != "last_output"}
+            if isinstance(view.get("details"), dict) and "output" in view["details"]:
+                view["details"] = {**view["details"], "output": "(sign in to see the output)"}
+        return view
+
     def env_or_404(name: str) -> dict[str, Any]:
         view = views.environment(service, name)
         if view is None:
@@ -103,11 +112,11 @@ def create_api(service: Service) -> Blueprint:
 
     @bp.get("/environments")
     def list_environments() -> Any:
-        return jsonify({"environments": views.environments(service)})
+        return jsonify({"environments": [private(v) for v in views.environments(service)]})
 
     @bp.get("/environments/<env>")
     def get_environment(env: str) -> Any:
-        return jsonify(env_or_404(env))
+        return jsonify(private(env_or_404(env)))
 
     @bp.post("/environments/<env>/reconcile")
     @mutation
@@ -172,7 +181,7 @@ def create_api(service: Service) -> Blueprint:
         found = service.store.events(
             env=request.args.get("env") or None, repo=request.args.get("repo") or None, limit=limit
         )
-        return jsonify({"events": [{**e.as_dict(), "ts": views.iso(e.ts)} for e in found]})
+        return jsonify({"events": [private({**e.as_dict(), "ts": views.iso(e.ts)}) for e in found]})
 
     # -- schedules and runs ------------------------------------------------------------
 

@@ -89,6 +89,7 @@ SCHEMAS: dict[str, Any] = {
             "services": {"type": "array", "items": ANY},
             "schedule": ANY,
             "last_error": NS,
+            "last_output": NS,
             "suspended": B,
             "updated_at": NS,
         },

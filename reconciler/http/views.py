@@ -90,6 +90,7 @@ def _view(
         "services": services,
         "schedule": schedule,
         "last_error": row.get("last_error"),
+        "last_output": row.get("last_output"),  # not for anonymous readers (api.py)
         "suspended": suspended,
         "updated_at": iso(row.get("updated_at")),
     }

@@ -34,6 +34,9 @@ class BuildRequest:
     dockerfile: str
     args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    network: str | None = None  # network of the RUN steps: None = the engine's default
+    anonymous: bool = False  # no registry credentials, no cached layers (fork PRs)
+    memory: int | None = None  # memory limit of each RUN step
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class ContainerSpec:
     ports: tuple[int, ...] = ()
     publish_host: str = "127.0.0.1"
     volumes: Mapping[str, str] = field(default_factory=dict)  # volume name -> mount path
-    resources: Resources = field(default_factory=Resources)
+    resources: Resources = field(default_factory=Resources)  # the limits in effect
+    pids: int | None = None  # most processes the container may run
     user: str | None = None
     working_dir: str | None = None
 
@@ -156,7 +160,8 @@ class Runtime(Protocol):
 
     def has_image(self, image: str) -> bool: ...
 
-    def pull_image(self, image: str, progress: Progress) -> None: ...
+    def pull_image(self, image: str, progress: Progress, anonymous: bool = False) -> None:
+        """Pull `image`; `anonymous` sends no stored registry credentials (fork PRs)."""
 
     def build_image(self, tag: str, request: BuildRequest, progress: Progress) -> None: ...
 
@@ -197,6 +202,7 @@ class Runtime(Protocol):
     def probe_http(
         self, container_id: str, port: int, path: str, timeout: float, publish_host: str
     ) -> tuple[bool, str]:
-        """GET `path` on `port` of the container; (ok, what happened)."""
+        """GET `path` on `port` of the container (its published port or its own address,
+        nothing else; a redirect is not followed but unhealthy); (ok, what happened)."""
 
     def logs(self, container_id: str, tail: int = 20) -> str: ...

@@ -7,11 +7,9 @@ RuntimeUnavailable so callers know to tear nothing down.
 
 from __future__ import annotations
 
-import http.client
+import collections
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
@@ -21,7 +19,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
-from reconciler.core.errors import NameConflict, RuntimeFailure, RuntimeUnavailable
+from reconciler.core.errors import BuildFailed, NameConflict, RuntimeFailure, RuntimeUnavailable
 from reconciler.core.model import (
     LABEL_ENV,
     LABEL_MANAGED,
@@ -37,6 +35,7 @@ from reconciler.runtime import (
     Progress,
     assemble,
 )
+from reconciler.runtime.isolation import Anonymous, http_probe, taken
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,11 +69,15 @@ def _managed(labels: Mapping[str, str] | None) -> bool:
     return bool(labels) and labels.get(LABEL_MANAGED) == "true"  # type: ignore[union-attr]
 
 
+_BUILD_TAIL = 20  # lines of build output kept for the error
+
+
 class DockerRuntime:
     def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
         self._base_url = base_url
         self._timeout = timeout
         self._client: docker.DockerClient | None = None
+        self._anonymous: docker.APIClient | None = None
         self._lock = threading.Lock()
 
     @property
@@ -89,6 +92,21 @@ class DockerRuntime:
                     else:
                         self._client = docker.from_env(timeout=int(self._timeout))
             return self._client.api
+
+    @property
+    def anonymous_api(self) -> docker.APIClient:
+        api = self.api
+        with self._lock:
+            if self._anonymous is None:
+                # the same engine as `api` (DOCKER_HOST and its TLS settings, as from_env)
+                where = {"base_url": self._base_url} if self._base_url else None
+                with _engine("connect"):
+                    self._anonymous = Anonymous(
+                        timeout=int(self._timeout),
+                        version=api.api_version,
+                        **(where or docker.utils.kwargs_from_env()),
+                    )
+            return self._anonymous
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with _engine(what):
@@ -140,15 +158,20 @@ class DockerRuntime:
         except RuntimeFailure:
             return False
 
-    def pull_image(self, image: str, progress: Progress) -> None:
-        progress(f"pulling {image}")
+    def pull_image(self, image: str, progress: Progress, anonymous: bool = False) -> None:
+        progress(f"pulling {image}" + (" (without registry credentials)" if anonymous else ""))
         repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
-        self._call(f"pull {image}", lambda: self.api.pull(repo, tag=tag or "latest"))
+        if anonymous:  # an explicit empty auth config: nothing is read from the host's config
+            api = self.anonymous_api
+            self._call(f"pull {image}", lambda: api.pull(repo, tag=tag or "latest", auth_config={}))
+        else:
+            self._call(f"pull {image}", lambda: self.api.pull(repo, tag=tag or "latest"))
 
     def build_image(self, tag: str, request: BuildRequest, progress: Progress) -> None:
-        progress(f"building {tag}")
+        progress(f"building {tag}" + (f" (network {request.network})" if request.network else ""))
+        api = self.anonymous_api if request.anonymous else self.api
         with request.context() as context, _engine(f"build {tag}"):
-            stream = self.api.build(
+            stream = api.build(
                 fileobj=context,
                 custom_context=True,
                 tag=tag,
@@ -158,21 +181,26 @@ class DockerRuntime:
                 rm=True,
                 forcerm=True,
                 pull=False,
+                # A fork's build never reuses cached layers: a trusted build's RUN step with
+                # the same text may have fetched something over the network.
+                nocache=request.anonymous,
                 decode=True,
+                network_mode=request.network,
+                container_limits={"memory": request.memory} if request.memory else None,
+                use_config_proxy=not request.anonymous,
             )
-            tail: list[str] = []
+            tail: collections.deque[str] = collections.deque(maxlen=_BUILD_TAIL)
             for chunk in stream:
                 if "error" in chunk:
-                    detail = "".join(tail[-5:]).strip()
-                    raise RuntimeFailure(
-                        f"build of {tag} failed: {chunk['error'].strip()}"
-                        + (f"\n{detail}" if detail else "")
+                    raise BuildFailed(
+                        f"build of {tag} failed: {chunk['error'].strip().splitlines()[0][:300]}",
+                        output="".join(tail).strip(),
                     )
                 line = chunk.get("stream")
                 if line:
-                    tail.append(line)
+                    tail.append(line[:500])
                     if line.startswith("Step "):
-                        progress(f"{tag}: {line.strip()}")
+                        progress(f"{tag}: {line.strip()[:200]}")
 
     # -- networks and volumes ----------------------------------------------------------
 
@@ -180,16 +208,21 @@ class DockerRuntime:
         try:
             existing = self._call("inspect network", lambda: self.api.inspect_network(name))
         except RuntimeFailure:
-            self._call(
-                f"create network {name}",
-                lambda: self.api.create_network(name, driver="bridge", labels=dict(labels)),
-            )
-            return
+            try:
+                self._call(
+                    f"create network {name}",
+                    lambda: self.api.create_network(
+                        name, driver="bridge", labels=dict(labels), check_duplicate=True
+                    ),
+                )
+                return
+            except RuntimeFailure as refused:  # created by someone else in between?
+                try:
+                    existing = self._call("inspect network", lambda: self.api.inspect_network(name))
+                except RuntimeFailure:
+                    raise refused from None  # no: the engine's own reason
         if not self._owns(existing.get("Labels"), labels):
-            raise NameConflict(
-                f"network {name} exists and was not created by hoody for this "
-                "environment; it is left alone"
-            )
+            raise NameConflict(taken("network", name, existing.get("Labels"), labels))
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         try:
@@ -200,10 +233,7 @@ class DockerRuntime:
             )
             return
         if not self._owns(existing.get("Labels"), labels):
-            raise NameConflict(
-                f"volume {name} exists and was not created by hoody for this "
-                "environment; it is left alone"
-            )
+            raise NameConflict(taken("volume", name, existing.get("Labels"), labels))
 
     @staticmethod
     def _owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
@@ -222,7 +252,9 @@ class DockerRuntime:
                 Mount(target, source, type="volume") for source, target in spec.volumes.items()
             ],
             mem_limit=res.memory,
+            memswap_limit=res.memory,  # no swap on top of the memory limit
             nano_cpus=int(res.cpus * 1e9) if res.cpus else None,
+            pids_limit=spec.pids,
             restart_policy={"Name": "unless-stopped"},
             network_mode=spec.network,
             init=True,
@@ -248,17 +280,20 @@ class DockerRuntime:
                 )
         except RuntimeFailure as e:
             if e.status == _CONFLICT:  # the name is in use
-                raise self._conflict(spec.name) from e
+                raise self._conflict(spec.name, spec.labels) from e
             raise
         return str(created["Id"])
 
-    def _conflict(self, name: str) -> RuntimeFailure:
+    def _conflict(self, name: str, want: Mapping[str, str]) -> RuntimeFailure:
         try:
             other = self._call("inspect container", lambda: self.api.inspect_container(name))
         except RuntimeFailure:
             return RuntimeFailure(f"container name {name} is in use")
-        if _managed(other["Config"].get("Labels")):
+        have = other["Config"].get("Labels") or {}
+        if _managed(have) and self._owns(have, want):
             return RuntimeFailure(f"container name {name} is held by another hoody container")
+        if _managed(have):
+            return NameConflict(taken("container", name, have, want))
         return NameConflict(
             f"container name {name} is held by a container hoody did not create; it is left "
             "alone (rename or remove it to let this environment start)"
@@ -360,7 +395,9 @@ class DockerRuntime:
     def probe_http(
         self, container_id: str, port: int, path: str, timeout: float, publish_host: str
     ) -> tuple[bool, str]:
-        """Through the published port when there is one, else the container's address."""
+        """Through the published port when there is one, else the container's address;
+        one request on one connection to that address, never anywhere else: no redirect
+        is followed (a 3xx is unhealthy) and no proxy is used."""
         state = self.inspect_container(container_id)
         if not state.running:
             return False, f"container {state.status}"
@@ -371,11 +408,4 @@ class DockerRuntime:
             target = (state.ip, port)
         else:
             return False, "container has no address"
-        url = f"http://{target[0]}:{target[1]}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return 200 <= resp.status < 400, f"{resp.status} from {url}"
-        except urllib.error.HTTPError as e:
-            return 200 <= e.code < 400, f"{e.code} from {url}"
-        except (OSError, http.client.HTTPException) as e:
-            return False, f"{url}: {e}"
+        return http_probe(target[0], target[1], path, timeout)

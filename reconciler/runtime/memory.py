@@ -91,7 +91,7 @@ class MemoryRuntime:
         self._enter("has_image")
         return image in self.images
 
-    def pull_image(self, image: str, progress: Progress) -> None:
+    def pull_image(self, image: str, progress: Progress, anonymous: bool = False) -> None:
         self._enter("pull")
         raise RuntimeFailure(f"pull {image}: no registry in the memory runtime")
 

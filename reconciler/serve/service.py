@@ -83,7 +83,9 @@ class Service:
             shutdown_grace=sched.shutdown_grace,
             lead=sched.claim_ahead,
         )
-        self.schedules = ScheduleSync(self.scheduler, self._scheduler_note, store)
+        self.schedules = ScheduleSync(
+            self.scheduler, self._scheduler_note, store, limits=settings.limits
+        )
         self.controller.on_applied.append(self.schedules.applied)
         self.controller.on_removed.append(self.schedules.removed)
         self.controller.problems.append(self.schedules.errors.get)

@@ -21,18 +21,22 @@ events = sa.Table(
     sa.Column("details", sa.Text, nullable=True),
 )
 
+# Keyed by (repo, name): two repos never share a row, even while one of them is being
+# refused a name the other holds. `upgrade()` moves a database of the name-keyed schema.
 environments = sa.Table(
     "environments",
     metadata,
+    sa.Column("repo", sa.String(100), primary_key=True),
     sa.Column("name", sa.String(100), primary_key=True),
-    sa.Column("repo", sa.String(100), nullable=False, index=True),
     sa.Column("ref", sa.String(500), nullable=True),
     sa.Column("kind", sa.String(10), nullable=True),
     sa.Column("commit", sa.String(64), nullable=True),
     sa.Column("status", sa.String(20), nullable=False, default="pending"),
     sa.Column("url", sa.String(500), nullable=True),
-    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),  # the status line: public
+    sa.Column("last_output", sa.Text, nullable=True),  # build or container output: not public
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_environments_name", "name"),
 )
 
 suspensions = sa.Table(
@@ -103,3 +107,27 @@ runs = sa.Table(
     sa.UniqueConstraint("env", "entry_id", "scheduled_for", "attempt", name="uq_run_claim"),
     sa.Index("ix_runs_env_entry", "env", "entry_id", "id"),
 )
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Bring an existing database to this schema in place, then create what is missing.
+
+    Version 1 keyed `environments` by name alone and had no `last_output`: its rows are
+    copied into the (repo, name)-keyed table in one transaction, unchanged."""
+    inspector = sa.inspect(engine)
+    if "environments" in inspector.get_table_names():
+        key = inspector.get_pk_constraint("environments").get("constrained_columns") or []
+        if sorted(key) != ["name", "repo"]:
+            old = [c["name"] for c in inspector.get_columns("environments")]
+            keep = ", ".join(f'"{c}"' for c in old if c in environments.c)
+            # Built beside the old table and renamed at the end: the old table's key and
+            # index names (per schema in PostgreSQL) go with it when it is dropped.
+            moved = environments.to_metadata(sa.MetaData(), name="environments_v2")
+            with engine.begin() as conn:
+                moved.create(conn)
+                conn.execute(
+                    sa.text(f"INSERT INTO environments_v2 ({keep}) SELECT {keep} FROM environments")
+                )
+                conn.execute(sa.text("DROP TABLE environments"))
+                conn.execute(sa.text("ALTER TABLE environments_v2 RENAME TO environments"))
+    metadata.create_all(engine)

@@ -30,9 +30,9 @@ from reconciler.storage.schema import (
     environments,
     events,
     managed_entries,
-    metadata,
     pull_requests,
     suspensions,
+    upgrade,
 )
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Store:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        upgrade(self.engine)
         self._recent: set[tuple[str, str]] | None = None
         self._deliveries_lock = threading.Lock()
         self._delivery_writes: queue.Queue[tuple[str, str, float]] = queue.Queue()
@@ -177,25 +177,42 @@ class Store:
     # -- environment status ------------------------------------------------------------
 
     def set_status(self, name: str, repo: str, status: str, **fields: Any) -> None:
-        values = {"repo": repo, "status": status, "updated_at": time.time(), **fields}
+        values = {"status": status, "updated_at": time.time(), **fields}
+        row = (environments.c.repo == repo) & (environments.c.name == name)
         with self._tx() as conn:
-            done = conn.execute(
-                environments.update().where(environments.c.name == name).values(**values)
-            )
+            done = conn.execute(environments.update().where(row).values(**values))
             if done.rowcount == 0:
-                conn.execute(environments.insert().values(name=name, **values))
+                conn.execute(environments.insert().values(name=name, repo=repo, **values))
 
-    def forget_environment(self, name: str) -> None:
+    def forget_environment(self, name: str, repo: str) -> None:
+        row = (environments.c.repo == repo) & (environments.c.name == name)
         with self._tx() as conn:
-            conn.execute(environments.delete().where(environments.c.name == name))
+            conn.execute(environments.delete().where(row))
 
-    def environment(self, name: str) -> dict[str, Any] | None:
+    def environment(self, name: str, repo: str | None = None) -> dict[str, Any] | None:
+        """The row of environment `name` (of `repo`). Names are unique across repos on the
+        engine; should two rows ever share one (a repo refused the name another holds),
+        the one that is not failed wins."""
+        q = sa.select(environments).where(environments.c.name == name)
+        if repo is not None:
+            q = q.where(environments.c.repo == repo)
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(environments).where(environments.c.name == name)).first()
-        return dict(row._mapping) if row else None
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        rows.sort(key=lambda r: (r["status"] == "failed", -r["updated_at"]))
+        return rows[0] if rows else None
+
+    def name_holders(self, names: list[str], repo: str) -> dict[str, dict[str, Any]]:
+        """Rows of other repos than `repo` that hold one of `names`."""
+        if not names:
+            return {}
+        q = sa.select(environments).where(
+            environments.c.name.in_(names) & (environments.c.repo != repo)
+        )
+        with self.engine.connect() as conn:
+            return {r.name: dict(r._mapping) for r in conn.execute(q)}
 
     def environments(self, repo: str | None = None) -> list[dict[str, Any]]:
-        q = sa.select(environments).order_by(environments.c.name)
+        q = sa.select(environments).order_by(environments.c.name, environments.c.repo)
         if repo:
             q = q.where(environments.c.repo == repo)
         with self.engine.connect() as conn:

@@ -40,7 +40,7 @@ class LiveService:
 
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         self.settings = settings
-        self.store = Store(settings.database_url)
+        self.store = Store(settings.database_url, settings.retention)
         self.service = Service(settings, self.store, runtime)
         self.app = create_app(settings, self.service)
         self.port = free_port()

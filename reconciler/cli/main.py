@@ -30,7 +30,7 @@ def _services(args: argparse.Namespace) -> tuple[Settings, Any, Any]:
 
     settings = _settings(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return settings, Store(settings.database_url), DockerRuntime()
+    return settings, Store(settings.database_url, settings.retention), DockerRuntime()
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -38,7 +38,7 @@ def _store(args: argparse.Namespace) -> Any:
 
     settings = _settings(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return Store(settings.database_url)
+    return Store(settings.database_url, settings.retention)
 
 
 def _repos(settings: Settings, only: str | None) -> list[str]:

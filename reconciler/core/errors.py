@@ -16,6 +16,7 @@
     ├── UnknownEnvironment     no environment of that name has a schedule      no
     ├── WebhookError           a webhook delivery is refused                   no
     │   ├── SignatureError     not authenticated
+    │   ├── BodyTooLarge       larger than can be accepted or verified (413)
     │   └── MalformedPayload   authenticated but not understood (`reason`)
     ├── ExportError            an export cannot be produced at all             no
     └── ApiError               an API request is refused (HTTP status, code)   no
@@ -175,6 +176,10 @@ class WebhookError(ReconcilerError):
 
 class SignatureError(WebhookError):
     """The delivery is not authenticated: signature or token missing, malformed or wrong."""
+
+
+class BodyTooLarge(WebhookError):
+    """The delivery is larger than can be accepted or verified (413)."""
 
 
 class MalformedPayload(WebhookError):

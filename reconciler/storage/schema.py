@@ -62,7 +62,8 @@ pull_requests = sa.Table(
     sa.Column("is_fork", sa.Boolean, nullable=False, default=False),
     sa.Column("draft", sa.Boolean, nullable=False, default=False),
     sa.Column("labels", sa.Text, nullable=True),  # JSON list
-    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),  # when it was recorded
+    sa.Column("event_at", sa.Float, nullable=True),  # the payload's own timestamp
 )
 
 managed_entries = sa.Table(
@@ -103,3 +104,23 @@ runs = sa.Table(
     sa.UniqueConstraint("env", "entry_id", "scheduled_for", "attempt", name="uq_run_claim"),
     sa.Index("ix_runs_env_entry", "env", "entry_id", "id"),
 )
+
+
+# Columns added after a table first shipped: `create_all` does not add them to a database
+# that already has the table, so `upgrade` does (nullable, so old rows stay valid).
+ADDED_COLUMNS = {"pull_requests": ("event_at",)}
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Create missing tables and add the columns of ADDED_COLUMNS where they are missing."""
+    metadata.create_all(engine)
+    inspector = sa.inspect(engine)
+    for table_name, names in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        for name in names:
+            if name in present:
+                continue
+            column = metadata.tables[table_name].c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))

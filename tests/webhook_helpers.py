@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import waitress
-
 from reconciler.core.settings import Settings
 from reconciler.http.app import create_app
+from reconciler.http.server import make_server
 from reconciler.runtime import Runtime
 from reconciler.serve.service import Service
 from reconciler.storage.store import Store
@@ -44,7 +43,7 @@ class LiveService:
         self.service = Service(settings, self.store, runtime)
         self.app = create_app(settings, self.service)
         self.port = free_port()
-        self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
+        self.server = make_server(self.app, settings.server, host="127.0.0.1", port=self.port)
         self._closing = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
 

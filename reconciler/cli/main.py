@@ -241,9 +241,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import waitress
-
     from reconciler.http.app import create_app
+    from reconciler.http.server import make_server
     from reconciler.serve.service import Service
 
     settings, store, runtime = _services(args)
@@ -266,14 +265,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         len(settings.repos),
     )
     try:
-        waitress.serve(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            threads=8,
-            ident="hoody",
-            _quiet=True,
-        )
+        make_server(app, settings.server).run()
     finally:
         service.stop()
     return 0

@@ -39,6 +39,8 @@ from typing import Any
 DEFAULT_RETRY_AFTER = 30.0  # a retryable type that names no delay of its own
 UNEXPECTED_RETRY_AFTER = 30.0  # an exception outside the tree
 
+from reconciler.core.redact import scrub
+
 
 class ReconcilerError(Exception):
     retryable: bool = False
@@ -111,8 +113,13 @@ class ExprError(ReconcilerError):
 
 
 class GitError(ReconcilerError):
+    """Its message never holds a credential: URLs in it are scrubbed (`redact.scrub`)."""
+
     retryable = True
     retry_after = 15.0
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
 class RuntimeUnavailable(ReconcilerError):

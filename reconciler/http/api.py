@@ -19,8 +19,8 @@ from werkzeug.exceptions import HTTPException
 
 from reconciler.core.errors import ApiError, ReconcilerError, SpecError, UnknownEnvironment
 from reconciler.core.naming import is_dns_label
-from reconciler.core.redact import scrub
 from reconciler.core.plan import action_json
+from reconciler.core.redact import scrub
 from reconciler.http import views
 
 if TYPE_CHECKING:

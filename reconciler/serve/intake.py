@@ -69,13 +69,13 @@ class WebhookIntake:
     def _act(self, repo: str, event: GitEvent) -> Verdict:
         if event.kind == IGNORED:
             return Verdict(IGNORED, event.ignored_reason)
-        if event.kind == PULL_REQUEST and event.pr_number is not None and event.pr_state:
-            if not self._record_pull_request(repo, event):
-                return Verdict(
-                    IGNORED,
-                    f"pull request #{event.pr_number}: older than the state already "
-                    "recorded (payload updated_at); nothing changes",
-                )
+        has_state = event.kind == PULL_REQUEST and event.pr_number is not None and event.pr_state
+        if has_state and not self._record_pull_request(repo, event):
+            return Verdict(
+                IGNORED,
+                f"pull request #{event.pr_number}: older than the state already "
+                "recorded (payload updated_at); nothing changes",
+            )
         self.trigger(repo, f"{event.provider} {event.kind}")
         return Verdict(ACCEPTED)
 

@@ -26,6 +26,8 @@ from reconciler.storage.store import Store
 # Real provider payloads, copied verbatim from ../shared/fixtures (see tests/fixtures/).
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "webhook_corpus"
+SHARED_CORPUS = SHARED_FIXTURES.parent / "webhook_corpus"
 
 
 def free_port() -> int:

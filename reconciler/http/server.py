@@ -29,7 +29,6 @@ def make_server(app: Flask, server: ServerSettings, **overrides: Any) -> Any:
         "max_request_body_size": server.max_body,
         "asyncore_use_poll": True,
         "ident": "hoody",
-        "_quiet": True,
         **overrides,
     }
     return waitress.create_server(app, **options)

@@ -144,3 +144,44 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class IntakeServer:
+    """The webhook endpoint alone (blueprint + the real intake and store) under waitress
+    on a real socket; `trigger` receives what would be queued."""
+
+    def __init__(self, settings: Settings, trigger: Callable[[str, str], None]) -> None:
+        from flask import Flask
+
+        from reconciler.serve.intake import WebhookIntake
+        from webhooks import create_blueprint
+
+        self.store = Store(settings.database_url, settings.retention)
+        self.intake = WebhookIntake(settings, self.store, trigger)
+        app = Flask("intake")
+        app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body
+        app.register_blueprint(create_blueprint(self.intake))
+        self.port = free_port()
+        self.server = make_server(app, settings.server, host="127.0.0.1", port=self.port)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._closing = False
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            if not self._closing:
+                raise
+
+    def __enter__(self) -> IntakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing = True
+        self.server.close()
+        self._thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -95,6 +95,7 @@ class DeliveryLog:
         now = time.time()
         with self._lock:
             recent = self._memory(now)
+            self._bound(recent, now)  # what fell out of the window is not a duplicate
             if any(k in recent for k in wanted):
                 return False
             for k in wanted:

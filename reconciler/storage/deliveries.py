@@ -84,7 +84,7 @@ class DeliveryLog:
         self._latest: dict[str, dict[int, PullRequestState]] = {}  # per repo, loaded once
         self._pending: dict[tuple[str, int], PullRequestState] = {}  # not yet committed
         self._writes: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._last_prune = 0.0
+        self._last_prune = time.monotonic()  # the first prune one interval after start
         threading.Thread(target=self._writer, name="deliveries", daemon=True).start()
 
     # -- delivery keys -------------------------------------------------------------------
@@ -221,12 +221,11 @@ class DeliveryLog:
                     self._writes.task_done()
             if time.monotonic() - self._last_prune >= MAINTENANCE_EVERY:
                 self._last_prune = time.monotonic()
-                self.prune()
-                for task in self.maintenance:
+                for task in (self.prune, *self.maintenance):
                     try:
                         task()
-                    except Exception:
-                        log.exception("store maintenance failed")
+                    except Exception as e:  # the database may be away: next time
+                        log.warning("store maintenance failed: %s", e)
 
     def _write(self, batch: list[tuple[str, Any]]) -> None:
         rows = [{"repo": r, "delivery_id": d, "received_at": t} for k, (r, d, t) in _of(batch)]

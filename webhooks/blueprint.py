@@ -120,7 +120,7 @@ def error(status: int, code: str, message: str) -> Reply:
 
 class Body(NamedTuple):
     data: bytes | None  # None: longer than the parse limit (streamed, not kept)
-    digest: str  # sha256 of the whole body
+    digest: str | None  # sha256 of the whole body, when no check digests it
 
 
 def handle(sink: WebhookSink, repo_name: str) -> Reply:
@@ -151,8 +151,10 @@ def handle(sink: WebhookSink, repo_name: str) -> Reply:
         body = read_body(repo.max_body, min(repo.max_parse, repo.max_body), check)
         if body is None:
             return too_large
+        digest = body.digest
         if check is not None:
             check.verify(body.data)
+            digest = check.digest() or digest
     except SignatureError as exc:
         log.info("webhook %s: rejected delivery: %s", repo.name, exc)
         return error(401, "bad_signature", str(exc))
@@ -181,8 +183,8 @@ def handle(sink: WebhookSink, repo_name: str) -> Reply:
     keys: tuple[str, ...] = ()
     if event.delivery_id is not None:
         keys += (event.delivery_id,)
-    if provider.dedupe_bodies:
-        keys += (f"sha256:{body.digest}",)
+    if provider.dedupe_bodies and digest is not None:
+        keys += (f"body:{digest}",)
     try:
         verdict = sink.deliver(repo.name, event, keys)
     except Exception:
@@ -208,13 +210,14 @@ def _event(repo: WebhookRepo, provider: Provider, headers: Headers, body: Body) 
 
 
 def read_body(limit: int, keep: int, check: Check | None = None) -> Body | None:
-    """The request body streamed through `check` and a digest; None if it is longer than
-    `limit` bytes. Only a body of at most `keep` bytes is kept. Reads at most `limit + 1`
-    bytes, whatever Content-Length says."""
+    """The request body streamed through `check`; None if it is longer than `limit`
+    bytes. Only a body of at most `keep` bytes is kept. Reads at most `limit + 1` bytes,
+    whatever Content-Length says. A sha256 of the body is taken only when `check` does
+    not digest it itself (each pass over the body hands the GIL around once more)."""
     limit = max(0, limit)
     kept: list[bytes] | None = []
     total = 0
-    digest = hashlib.sha256()
+    digest = None if check is not None and check.keyed_digest else hashlib.sha256()
     try:
         stream = request.stream
         while total <= limit:
@@ -222,7 +225,8 @@ def read_body(limit: int, keep: int, check: Check | None = None) -> Body | None:
             if not chunk:
                 break
             total += len(chunk)
-            digest.update(chunk)
+            if digest is not None:
+                digest.update(chunk)
             if check is not None and total <= limit:
                 check.update(chunk)
             if kept is not None and total <= keep:
@@ -233,4 +237,5 @@ def read_body(limit: int, keep: int, check: Check | None = None) -> Body | None:
         return None
     if total > limit:
         return None
-    return Body(b"".join(kept) if kept is not None else None, digest.hexdigest())
+    data = b"".join(kept) if kept is not None else None
+    return Body(data, digest.hexdigest() if digest is not None else None)

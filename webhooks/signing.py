@@ -35,6 +35,8 @@ TOLERANCE = 300.0  # seconds a signed timestamp may be away from our clock
 
 
 class Check(Protocol):
+    keyed_digest: bool  # digest() identifies the body: no separate hash of it is needed
+
     def update(self, chunk: bytes) -> None:
         """Feed the next chunk of the raw body."""
 
@@ -42,12 +44,18 @@ class Check(Protocol):
         """Raise SignatureError unless authentic. `body` is the whole body when it was
         kept (within the parse limit), None when it was only streamed."""
 
+    def digest(self) -> str | None:
+        """After a successful `verify`: a keyed digest that identifies the body (the
+        HMAC itself, so the body is hashed once), or None when the check has none."""
+
 
 def _key(secret: str) -> bytes:
     return secret.encode("utf-8", "surrogatepass")
 
 
 class HexHmac:
+    keyed_digest = True
+
     def __init__(self, given: str, secret: str, what: str) -> None:
         self.given = given.strip().lower()
         self.what = what
@@ -60,9 +68,14 @@ class HexHmac:
         if not same(self.given, self._mac.hexdigest()):
             raise SignatureError(f"{self.what}: signature does not match")
 
+    def digest(self) -> str | None:
+        return self._mac.hexdigest()
+
 
 class DecodedHmac:
     """Gitea's form encoding: the signature covers the decoded `payload` field."""
+
+    keyed_digest = False
 
     def __init__(self, given: str, secret: str, what: str) -> None:
         self.given = given.strip().lower()
@@ -87,8 +100,13 @@ class DecodedHmac:
         if not same(self.given, expected):
             raise SignatureError(f"{self.what}: signature does not match")
 
+    def digest(self) -> str | None:
+        return None
+
 
 class TokenCheck:
+    keyed_digest = False
+
     def __init__(self, given: str, secret: str, what: str) -> None:
         self.ok = same(given, secret)
         self.what = what
@@ -99,6 +117,9 @@ class TokenCheck:
     def verify(self, body: bytes | None) -> None:
         if not self.ok:
             raise SignatureError(f"{self.what}: token does not match")
+
+    def digest(self) -> str | None:
+        return None
 
 
 def standard_key(secret: str) -> bytes:
@@ -112,6 +133,8 @@ def standard_key(secret: str) -> bytes:
 
 
 class StandardWebhook:
+    keyed_digest = True
+
     ID, TIMESTAMP, SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
 
     def __init__(
@@ -147,6 +170,9 @@ class StandardWebhook:
         matched = [same(given, expected) for given in self.given]
         if not any(matched):
             raise SignatureError(f"{self.SIGNATURE} header: signature does not match")
+
+    def digest(self) -> str | None:
+        return self._mac.hexdigest()
 
 
 def verify_whole(check: Check, body: bytes) -> None:

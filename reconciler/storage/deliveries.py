@@ -113,8 +113,9 @@ class DeliveryLog:
     def confirm(self, repo: str, keys: Iterable[str]) -> None:
         """Make held keys durable (the delivery is queued)."""
         now = time.time()
-        for k in keys:
-            self._writes.put(("delivery", (repo, k, now)))
+        rows = [(repo, k, now) for k in keys]
+        if rows:
+            self._writes.put(("deliveries", rows))  # one put: one wake-up of the writer
 
     def remember(self, repo: str, key: str) -> bool:
         """claim + confirm of one key: True the first time it is seen for `repo`."""
@@ -224,11 +225,16 @@ class DeliveryLog:
                 for task in (self.prune, *self.maintenance):
                     try:
                         task()
-                    except Exception as e:  # the database may be away: next time
+                    except Exception as e:  # noqa: BLE001 — the database may be away: next time
                         log.warning("store maintenance failed: %s", e)
 
     def _write(self, batch: list[tuple[str, Any]]) -> None:
-        rows = [{"repo": r, "delivery_id": d, "received_at": t} for k, (r, d, t) in _of(batch)]
+        rows = [
+            {"repo": r, "delivery_id": d, "received_at": t}
+            for kind, items in batch
+            if kind == "deliveries"
+            for r, d, t in items
+        ]
         prs: dict[tuple[str, int], tuple[str, PullRequestState]] = {}
         for kind, item in batch:
             if kind == "pr":
@@ -275,7 +281,3 @@ class DeliveryLog:
     def flush(self) -> None:
         """Wait until everything remembered or recorded is on disk."""
         self._writes.join()
-
-
-def _of(batch: list[tuple[str, Any]]) -> list[tuple[str, tuple[str, str, float]]]:
-    return [(kind, item) for kind, item in batch if kind == "delivery"]

@@ -38,7 +38,7 @@ from webhooks.events import (
     MalformedPayload,
     SignatureError,
 )
-from webhooks.signing import Check
+from webhooks.signing import Check, feed
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def read_body(limit: int, keep: int, check: Check | None = None) -> Body | None:
                 break
             total += len(chunk)
             if digest is not None:
-                digest.update(chunk)
+                feed(digest, chunk)
             if check is not None and total <= limit:
                 check.update(chunk)
             if kept is not None and total <= keep:

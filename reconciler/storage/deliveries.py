@@ -244,16 +244,22 @@ class DeliveryLog:
         with self.engine.begin() as conn:
             if rows:
                 conn.execute(self._insert_ignoring(deliveries), rows)
-            for (repo, number), (_, pr) in prs.items():
-                where = (pull_requests.c.repo == repo) & (pull_requests.c.number == number)
-                values = _row(repo, pr)
-                done = conn.execute(pull_requests.update().where(where).values(**values))
-                if done.rowcount == 0:
-                    conn.execute(pull_requests.insert().values(**values))
+            if prs:  # one upsert for the batch (executemany), not a statement per PR
+                conn.execute(self._upsert(), [_row(repo, pr) for repo, pr in prs.values()])
         with self._lock:
             for key, (_, pr) in prs.items():
                 if self._pending.get(key) is pr:
                     del self._pending[key]
+
+    def _upsert(self) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        stmt = insert(pull_requests)
+        keep = {c: stmt.excluded[c] for c in _row("", PullRequestState(0, "")) if c not in
+                ("repo", "number")}  # fmt: skip
+        return stmt.on_conflict_do_update(index_elements=["repo", "number"], set_=keep)
 
     def prune(self, now: float | None = None) -> int:
         """Delete deliveries older than the window and beyond the count; returns how many."""

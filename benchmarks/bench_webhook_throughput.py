@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import FastImport, init_bare, machine, pct, table
-from webhooktrace import profile_text
 from webhooklib import (
     FIXTURES,
     RUN_ID,
@@ -49,6 +48,7 @@ from webhooklib import (
     spec,
     write_config,
 )
+from webhooktrace import profile_text
 
 PRS = 50
 NUMBER = b"987654321"  # placeholder for the PR number in the template

@@ -36,10 +36,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.core.redact import scrub
+
 DEFAULT_RETRY_AFTER = 30.0  # a retryable type that names no delay of its own
 UNEXPECTED_RETRY_AFTER = 30.0  # an exception outside the tree
-
-from reconciler.core.redact import scrub
 
 
 class ReconcilerError(Exception):

@@ -11,9 +11,9 @@ one is a state write). Latency is per request, signing excluded; 400 warm-up req
 first.
 
 `--baseline DIR` runs the same arms against the source tree in DIR as well (e.g.
-`git worktree add /tmp/base origin/main`), alternating the two in every round.
+`git worktree add DIR origin/main`), alternating the two in every round.
 
-    .venv/bin/python benchmarks/bench_webhook_throughput.py --baseline /tmp/base --rounds 3
+    .venv/bin/python benchmarks/bench_webhook_throughput.py --baseline DIR --rounds 3
     .venv/bin/python benchmarks/bench_webhook_throughput.py --kinds pull_request --profile
 """
 

@@ -7,8 +7,9 @@ background writer, so that a delivery never waits for the database's write lock.
   provider's retry is taken. The memory and the table are bounded by age and count
   (`retention.deliveries_max_age` / `_count`); the age is the dedupe window.
 - A PR state is kept only if its payload timestamp is not older than the recorded one:
-  a replayed "opened" after a "closed" changes nothing. Until the writer has committed a
-  state, `pull_requests()` answers it from memory, so a pass never reads an older one.
+  a replayed "opened" after a "closed" changes nothing. The table is read once per repo;
+  from then on `pull_requests()` answers from memory (what was loaded plus every state
+  kept since, written or not), so a pass never reads an older state than the last kept.
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ class DeliveryLog:
         self._lock = threading.Lock()
         self._recent: OrderedDict[tuple[str, str], float] | None = None  # oldest first
         self._latest: dict[str, dict[int, PullRequestState]] = {}  # per repo, loaded once
-        self._pending: dict[tuple[str, int], PullRequestState] = {}  # not yet committed
         self._writes: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._last_prune = time.monotonic()  # the first prune one interval after start
         threading.Thread(target=self._writer, name="deliveries", daemon=True).start()
@@ -165,8 +165,8 @@ class DeliveryLog:
             if held is not None and (pr.event_at is None or pr.event_at < held):
                 return False
             known[pr.number] = pr
-            self._pending[(repo, pr.number)] = pr
-        self._writes.put(("pr", (repo, pr)))
+            # queued under the lock: the writer sees states in the order they were kept
+            self._writes.put(("pr", (repo, pr)))
         return True
 
     def _known(self, repo: str) -> dict[int, PullRequestState]:
@@ -195,10 +195,10 @@ class DeliveryLog:
         }
 
     def pull_requests(self, repo: str) -> dict[int, PullRequestState]:
-        stored = self._load(repo)
+        """Every PR state of `repo`: the table as loaded once, and every state recorded
+        since (written or not yet), so a pass never reads one older than the last kept."""
         with self._lock:
-            stored.update({n: pr for (r, n), pr in self._pending.items() if r == repo})
-        return stored
+            return dict(self._known(repo))
 
     # -- the writer ----------------------------------------------------------------------
 
@@ -246,10 +246,6 @@ class DeliveryLog:
                 conn.execute(self._insert_ignoring(deliveries), rows)
             if prs:  # one upsert for the batch (executemany), not a statement per PR
                 conn.execute(self._upsert(), [_row(repo, pr) for repo, pr in prs.values()])
-        with self._lock:
-            for key, (_, pr) in prs.items():
-                if self._pending.get(key) is pr:
-                    del self._pending[key]
 
     def _upsert(self) -> Any:
         if self.engine.dialect.name == "postgresql":

@@ -67,9 +67,8 @@ def test_environments_and_errors_are_json(live: LiveService) -> None:
     assert unknown.status_code == 404 and "error" in unknown.json()
     bad = requests.get(api(live, "/events?limit=abc"), timeout=5)
     assert bad.status_code == 400 and bad.json()["error"]["message"]
-    assert (
-        requests.get(api(live, "/plan"), timeout=5).json()["plan"][0]["actions"][0]["op"] == "noop"
-    )
+    plan = requests.get(api(live, "/plan"), headers=AUTH, timeout=5).json()["plan"]
+    assert plan[0]["actions"][0]["op"] == "noop"
 
 
 def test_mutations_need_the_bearer_token(live: LiveService) -> None:

@@ -1,5 +1,5 @@
 """The fixtures under tests/fixtures/ are the shared ones, byte for byte: the webhook
-payloads and the export platforms' schemas."""
+payloads, the provider payload corpus and the export platforms' schemas."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .webhook_helpers import FIXTURES, SHARED_FIXTURES
+from .webhook_helpers import CORPUS, FIXTURES, SHARED_CORPUS, SHARED_FIXTURES
 
 SCHEMAS = Path(__file__).resolve().parent / "fixtures" / "export-schemas"
 SHARED_SCHEMAS = SHARED_FIXTURES.parent / "export-schemas"
@@ -53,3 +53,8 @@ def test_the_copy_is_identical_to_the_shared_fixtures() -> None:
 @pytest.mark.skipif(not SHARED_SCHEMAS.exists(), reason="no ../shared next to this checkout")
 def test_the_schema_copy_is_identical_to_the_shared_schemas() -> None:
     assert files(SCHEMAS) == files(SHARED_SCHEMAS)
+
+
+@pytest.mark.skipif(not SHARED_CORPUS.exists(), reason="no ../shared next to this checkout")
+def test_the_corpus_copy_is_identical_to_the_shared_corpus() -> None:
+    assert files(CORPUS) == files(SHARED_CORPUS)

@@ -172,12 +172,32 @@ def test_pull_request_lifecycle_over_signed_webhooks(
         assert pr_containers(docker_engine, docker_repo, env) == []
         assert live.store.events(env=env, kind="removed")
 
-        # Reopened: back under the same name.
+        # Replays after the close bring nothing back: the captured "opened" with a new
+        # delivery id is an identical body (a duplicate), and a "reopened" older than the
+        # close (the fixture's updated_at is) is stale.
+        status, body = github_post(
+            live.url, docker_repo, "pull_request", fixture("github/pull_request.opened.json"),
+            SECRET,
+        )  # fmt: skip
+        assert (status, body) == (200, {"duplicate": True})
+        status, body = github_post(
+            live.url, docker_repo, "pull_request", fixture("github/pull_request.reopened.json"),
+            SECRET,
+        )  # fmt: skip
+        assert status == 202 and "older than the state already recorded" in body["ignored"]
+        live.settle()
+        assert live.store.environment(env) is None
+        assert pr_containers(docker_engine, docker_repo, env) == []
+
+        # Reopened for real (GitHub's reopen carries a newer updated_at): back, same name.
+        def reopened_now(d: dict) -> None:
+            d["pull_request"]["updated_at"] = "2019-05-15T15:30:00Z"
+
         status, _ = github_post(
             live.url,
             docker_repo,
             "pull_request",
-            fixture("github/pull_request.reopened.json"),
+            fixture("github/pull_request.reopened.json", reopened_now),
             SECRET,
         )
         assert status == 202

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 import webhooks.blueprint
-from webhooks import GitEvent, WebhookRepo, create_blueprint
+from webhooks import ACCEPTED, DUPLICATE, IGNORED, GitEvent, Verdict, WebhookRepo, create_blueprint
 from webhooks.events import KINDS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"  # see tests/fixtures/
@@ -52,17 +52,20 @@ class FakeSink:
     def webhook_repo(self, name: str) -> WebhookRepo | None:
         return self.repos.get(name)
 
-    def remember_delivery(self, repo: str, delivery_id: str) -> bool:
-        self.remembered.append((repo, delivery_id))
-        if (repo, delivery_id) in self.seen:
-            return False
-        self.seen.add((repo, delivery_id))
-        return True
-
-    def submit(self, repo: str, event: GitEvent) -> None:
-        if self.fail:
-            raise RuntimeError("queue full")
-        self.submitted.append((repo, event))
+    def deliver(self, repo: str, event: GitEvent, keys: tuple[str, ...]) -> Verdict:
+        if any((repo, k) in self.seen for k in keys):
+            return Verdict(DUPLICATE)
+        if event.kind == IGNORED:
+            verdict = Verdict(IGNORED, event.ignored_reason)
+        else:
+            if self.fail:
+                raise RuntimeError("queue full")
+            self.submitted.append((repo, event))
+            verdict = Verdict(ACCEPTED)
+        for k in keys:
+            self.seen.add((repo, k))
+            self.remembered.append((repo, k))
+        return verdict
 
 
 def make_repos() -> dict[str, WebhookRepo]:
@@ -137,7 +140,9 @@ def test_pull_request_is_accepted(client: FlaskClient, sink: FakeSink) -> None:
     resp = post(client, "app", PR_BODY, gh("pull_request", PR_BODY))
     assert (resp.status_code, resp.get_json()["kind"]) == (202, "pull_request")
     assert sink.submitted[0][1].pr_number == 3
-    assert sink.remembered == []  # no delivery id: nothing to dedupe on
+    # no delivery id: the body's digest (its verified HMAC) is what a replay is known by
+    digest = hmac.new(SECRET.encode(), PR_BODY, hashlib.sha256).hexdigest()
+    assert sink.remembered == [("app", f"body:{digest}")]
 
 
 def test_gitlab_gitea_generic(client: FlaskClient, sink: FakeSink) -> None:
@@ -186,9 +191,9 @@ def test_body_over_max_is_413(client: FlaskClient, sink: FakeSink) -> None:
         "/webhooks/small", data=b"{}", headers=gh("push", b"{}"), environ_overrides=claims_too_much
     )
     assert resp.status_code == 413
+    assert not sink.remembered
     body = b'{"ref": "refs/heads/a", "repository": {"full_name": "x/y"}}'.ljust(100)
     assert post(client, "small", body, gh("push", body)).status_code == 202  # exactly max_body
-    assert not sink.remembered
 
 
 class EndlessStream:

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import waitress
-
 from reconciler.core.settings import Settings
 from reconciler.http.app import create_app
+from reconciler.http.server import make_server
 from reconciler.runtime import Runtime
 from reconciler.serve.service import Service
 from reconciler.storage.store import Store
@@ -27,6 +26,8 @@ from reconciler.storage.store import Store
 # Real provider payloads, copied verbatim from ../shared/fixtures (see tests/fixtures/).
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "webhook_corpus"
+SHARED_CORPUS = SHARED_FIXTURES.parent / "webhook_corpus"
 
 
 def free_port() -> int:
@@ -40,11 +41,11 @@ class LiveService:
 
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         self.settings = settings
-        self.store = Store(settings.database_url)
+        self.store = Store(settings.database_url, settings.retention)
         self.service = Service(settings, self.store, runtime)
         self.app = create_app(settings, self.service)
         self.port = free_port()
-        self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
+        self.server = make_server(self.app, settings.server, host="127.0.0.1", port=self.port)
         self._closing = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -143,3 +144,44 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class IntakeServer:
+    """The webhook endpoint alone (blueprint + the real intake and store) under waitress
+    on a real socket; `trigger` receives what would be queued."""
+
+    def __init__(self, settings: Settings, trigger: Callable[[str, str], None]) -> None:
+        from flask import Flask
+
+        from reconciler.serve.intake import WebhookIntake
+        from webhooks import create_blueprint
+
+        self.store = Store(settings.database_url, settings.retention)
+        self.intake = WebhookIntake(settings, self.store, trigger)
+        app = Flask("intake")
+        app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body
+        app.register_blueprint(create_blueprint(self.intake))
+        self.port = free_port()
+        self.server = make_server(app, settings.server, host="127.0.0.1", port=self.port)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._closing = False
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            if not self._closing:
+                raise
+
+    def __enter__(self) -> IntakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing = True
+        self.server.close()
+        self._thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -2,14 +2,24 @@
 
 Why it exists: GitHub, GitLab and Gitea (plus a `generic` signed poke) all tell the service
 "a repository changed", each in its own headers and JSON. This package authenticates those
-deliveries (`<provider>.verify`), normalises them (`<provider>.parse`), and serves them over
-HTTP through `create_blueprint(sink)`, which only verifies, dedupes and enqueues.
+deliveries (`<provider>.check`, streaming; `<provider>.verify` for a body in memory),
+normalises them (`<provider>.parse`), and serves them over HTTP through
+`create_blueprint(sink)`, which only verifies and hands over to the sink.
 """
 
 from __future__ import annotations
 
 from webhooks import generic, gitea, github, gitlab
-from webhooks.blueprint import PROVIDERS, Provider, WebhookRepo, WebhookSink, create_blueprint
+from webhooks.blueprint import (
+    ACCEPTED,
+    DUPLICATE,
+    PROVIDERS,
+    Provider,
+    Verdict,
+    WebhookRepo,
+    WebhookSink,
+    create_blueprint,
+)
 from webhooks.events import (
     BRANCH_DELETED,
     IGNORED,
@@ -23,7 +33,9 @@ from webhooks.events import (
 )
 
 __all__ = [
+    "ACCEPTED",
     "BRANCH_DELETED",
+    "DUPLICATE",
     "IGNORED",
     "PING",
     "PROVIDERS",
@@ -33,6 +45,7 @@ __all__ = [
     "MalformedPayload",
     "Provider",
     "SignatureError",
+    "Verdict",
     "WebhookError",
     "WebhookRepo",
     "WebhookSink",

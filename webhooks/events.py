@@ -10,8 +10,10 @@ informational only: nobody trusts them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 # Re-exported: the parsers and `webhooks` name them from here; they live in the one tree.
+from reconciler.core.errors import BodyTooLarge as BodyTooLarge
 from reconciler.core.errors import MalformedPayload as MalformedPayload
 from reconciler.core.errors import SignatureError as SignatureError
 from reconciler.core.errors import WebhookError as WebhookError
@@ -48,11 +50,35 @@ class GitEvent:
     ignored_reason: str | None = None  # for kind == "ignored", e.g. "tag push"
 
     @property
+    def pr_updated_ts(self) -> float | None:
+        """`pr_updated_at` as Unix seconds (None when absent or unreadable)."""
+        return parse_time(self.pr_updated_at)
+
+    @property
     def branch(self) -> str | None:
         """The branch name of a push/branch_deleted ref (`refs/heads/x` -> `x`)."""
         if self.ref is not None and self.ref.startswith("refs/heads/"):
             return self.ref[len("refs/heads/") :]
         return None
+
+
+def parse_time(text: str | None) -> float | None:
+    """A provider timestamp as Unix seconds: ISO 8601 (`2019-05-15T15:20:33Z`,
+    `…+02:00`) or GitLab's older `2013-12-03 17:23:34 UTC`; None if unreadable."""
+    if not text or len(text) > 64:
+        return None
+    value = text.strip()
+    if value.endswith(" UTC"):
+        value = value[:-4] + "+00:00"
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value.replace(" +", "+").replace(" -", "-"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 def ignored(

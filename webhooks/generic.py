@@ -14,9 +14,15 @@ from typing import Any
 from webhooks import github
 from webhooks._payload import IDEMPOTENCY_KEY, Headers, delivery_id, load_json
 from webhooks.events import PUSH, GitEvent, ignored
+from webhooks.signing import Check
 
 PROVIDER = "generic"
 DELIVERY_HEADERS = (IDEMPOTENCY_KEY, github.DELIVERY_HEADER)
+
+
+def check(headers: Headers, secret: str) -> Check:
+    """The streaming check of `X-Hub-Signature-256: sha256=<hex>`."""
+    return github.hub_check(headers, secret)
 
 
 def verify(headers: Headers, body: bytes, secret: str) -> None:

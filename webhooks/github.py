@@ -18,7 +18,6 @@ from webhooks._payload import (
     Headers,
     JsonObject,
     best_effort_str,
-    check_hex_signature,
     clip,
     delivery_id,
     header,
@@ -43,11 +42,15 @@ from webhooks.events import (
     SignatureError,
     ignored,
 )
+from webhooks.signing import Check, HexHmac, verify_whole
 
 PROVIDER = "github"
 EVENT_HEADER = "X-GitHub-Event"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DELIVERY_HEADER = "X-GitHub-Delivery"
+# Gitea, Forgejo and Gogs send these next to GitHub's headers; their `synchronized` and
+# label actions are not GitHub's, so such a delivery needs `provider: gitea`.
+GITEA_EVENT_HEADERS = ("X-Gitea-Event", "X-Forgejo-Event", "X-Gogs-Event")
 
 # pull_request actions that can change what should run -> normalised action name.
 PR_ACTIONS: Mapping[str, str] = {
@@ -66,12 +69,18 @@ PR_ACTIONS: Mapping[str, str] = {
 }
 
 
+def check(headers: Headers, secret: str) -> Check:
+    """The streaming check of `X-Hub-Signature-256: sha256=<hex>` (HMAC of the raw body,
+    form-encoded or not: GitHub signs what it sends)."""
+    return hub_check(headers, secret)
+
+
 def verify(headers: Headers, body: bytes, secret: str) -> None:
     """Raise SignatureError unless `X-Hub-Signature-256: sha256=<hex>` signs `body`."""
-    verify_hub_signature(headers, body, secret)
+    verify_whole(check(headers, secret), body)
 
 
-def verify_hub_signature(headers: Headers, body: bytes, secret: str) -> None:
+def hub_check(headers: Headers, secret: str) -> HexHmac:
     require_secret(secret)
     given = header(headers, SIGNATURE_HEADER)
     if given is None:
@@ -79,11 +88,21 @@ def verify_hub_signature(headers: Headers, body: bytes, secret: str) -> None:
     algorithm, sep, digest = given.partition("=")
     if not sep or algorithm.strip().lower() != "sha256":
         raise SignatureError(f"{SIGNATURE_HEADER} header: expected 'sha256=<hex>'")
-    check_hex_signature(digest.strip(), secret, body, SIGNATURE_HEADER)
+    return HexHmac(digest, secret, SIGNATURE_HEADER)
+
+
+def verify_hub_signature(headers: Headers, body: bytes, secret: str) -> None:
+    verify_whole(hub_check(headers, secret), body)
 
 
 def parse(headers: Headers, body: bytes) -> GitEvent:
     """Normalise a GitHub delivery; raise MalformedPayload naming the bad field."""
+    for name in GITEA_EVENT_HEADERS:
+        if header(headers, name) is not None:
+            raise MalformedPayload(
+                f"{name} header: this delivery comes from Gitea/Forgejo/Gogs; "
+                "configure this repository with provider: gitea"
+            )
     event = header(headers, EVENT_HEADER)
     if event is None:
         raise MalformedPayload(f"{EVENT_HEADER} header: missing")

@@ -1,12 +1,18 @@
-"""GitLab webhooks: check `X-Gitlab-Token`, normalise the payload into a `GitEvent`.
+"""GitLab webhooks: check `X-Gitlab-Token` or the signing token's `webhook-signature`,
+normalise the payload into a `GitEvent`.
 
-Why it exists: GitLab authenticates with a shared token instead of a body signature, names
+Why it exists: GitLab authenticates with a shared token (or, with a signing token, an
+HMAC over id, timestamp and body in the Standard Webhooks form), names
 events in the header (`Push Hook`, `Merge Request Hook`, ...) and shapes merge requests
 quite differently from GitHub (`object_attributes.iid`, `open/update/merge` actions,
 `opened/merged` states, project ids for forks). This module maps that onto the same
 `GitEvent` the other providers produce.
 
-Delivery id: `Idempotency-Key` is preferred over `X-Gitlab-Event-UUID`. GitLab keeps the
+A System Hook at its defaults sends `repository_update` (push events are opt-in there):
+that is "the repository changed", a push without a ref.
+
+Delivery id: `Idempotency-Key` (equal to `webhook-id`) is preferred over
+`X-Gitlab-Event-UUID`. GitLab keeps the
 former stable across retries of one delivery, while the latter is shared by "recursive"
 hooks (a hook whose handler triggers another event), which must not be deduplicated.
 """
@@ -31,7 +37,6 @@ from webhooks._payload import (
     req_int,
     req_str,
     require_secret,
-    same,
 )
 from webhooks.events import (
     BRANCH_DELETED,
@@ -42,11 +47,12 @@ from webhooks.events import (
     SignatureError,
     ignored,
 )
+from webhooks.signing import Check, StandardWebhook, TokenCheck, verify_whole
 
 PROVIDER = "gitlab"
 EVENT_HEADER = "X-Gitlab-Event"
 TOKEN_HEADER = "X-Gitlab-Token"
-DELIVERY_HEADERS = (IDEMPOTENCY_KEY, "X-Gitlab-Event-UUID")
+DELIVERY_HEADERS = (IDEMPOTENCY_KEY, StandardWebhook.ID, "X-Gitlab-Event-UUID")
 
 MR_ACTIONS: Mapping[str, str] = {
     "open": "opened",
@@ -66,20 +72,27 @@ SYSTEM_HOOK_KINDS: Mapping[str, str] = {
     "push": "Push Hook",
     "tag_push": "Tag Push Hook",
     "merge_request": "Merge Request Hook",
+    # a System Hook's default (push events are opt-in there): some refs of a project moved
+    "repository_update": "Repository Update",
 }
 
 
-def verify(headers: Headers, body: bytes, secret: str) -> None:
-    """Raise SignatureError unless `X-Gitlab-Token` equals `secret` (constant time).
-
-    GitLab does not sign the body; `body` is accepted for a uniform provider interface.
-    """
+def check(headers: Headers, secret: str) -> Check:
+    """A signing-token delivery (`webhook-signature`, HMAC-SHA256 over
+    `<webhook-id>.<webhook-timestamp>.<body>`, timestamp within 5 minutes) is checked by
+    its signature; any other by `X-Gitlab-Token` equal to `secret` (constant time)."""
     require_secret(secret)
+    if header(headers, StandardWebhook.SIGNATURE) is not None:
+        return StandardWebhook(headers, secret)
     token = header(headers, TOKEN_HEADER)
     if token is None:
         raise SignatureError(f"{TOKEN_HEADER} header: missing")
-    if not same(token, secret):
-        raise SignatureError(f"{TOKEN_HEADER} header: token does not match")
+    return TokenCheck(token, secret, TOKEN_HEADER)
+
+
+def verify(headers: Headers, body: bytes, secret: str) -> None:
+    """Raise SignatureError unless the delivery is authenticated with `secret`."""
+    verify_whole(check(headers, secret), body)
 
 
 def parse(headers: Headers, body: bytes) -> GitEvent:
@@ -99,6 +112,9 @@ def parse(headers: Headers, body: bytes) -> GitEvent:
         return ignored(PROVIDER, "tag push", project, delivery, ref=opt_str(payload, "ref"))
     if event == "Merge Request Hook":
         return _merge_request(payload, delivery)
+    if event == "Repository Update":
+        project = req_str(payload, "project.path_with_namespace")
+        return GitEvent(provider=PROVIDER, kind=PUSH, repository=project, delivery_id=delivery)
     repository = best_effort_str(payload, "project.path_with_namespace")
     return ignored(PROVIDER, f"event '{clip(event)}' changes nothing", repository, delivery)
 

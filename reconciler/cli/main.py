@@ -31,7 +31,7 @@ def _services(args: argparse.Namespace) -> tuple[Settings, Any, Any]:
 
     settings = _settings(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return settings, Store(settings.database_url), DockerRuntime()
+    return settings, Store(settings.database_url, settings.retention), DockerRuntime()
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -39,7 +39,7 @@ def _store(args: argparse.Namespace) -> Any:
 
     settings = _settings(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return Store(settings.database_url)
+    return Store(settings.database_url, settings.retention)
 
 
 def _repos(settings: Settings, only: str | None) -> list[str]:
@@ -248,9 +248,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import waitress
-
     from reconciler.http.app import create_app
+    from reconciler.http.server import make_server
     from reconciler.serve.service import Service
 
     settings, store, runtime = _services(args)
@@ -274,14 +273,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 settings.server.port,
                 len(settings.repos),
             )
-            waitress.serve(
-                app,
-                host=settings.server.host,
-                port=settings.server.port,
-                threads=8,
-                ident="hoody",
-                _quiet=True,
-            )
+            make_server(app, settings.server).run()
         except SystemExit:
             pass  # a signal before the server was up: the same clean stop
         finally:

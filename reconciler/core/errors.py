@@ -17,6 +17,7 @@
     ├── UnknownEnvironment     no environment of that name has a schedule      no
     ├── WebhookError           a webhook delivery is refused                   no
     │   ├── SignatureError     not authenticated
+    │   ├── BodyTooLarge       larger than can be accepted or verified (413)
     │   └── MalformedPayload   authenticated but not understood (`reason`)
     ├── ExportError            an export cannot be produced at all             no
     └── ApiError               an API request is refused (HTTP status, code)   no
@@ -35,6 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+from reconciler.core.redact import scrub
 
 DEFAULT_RETRY_AFTER = 30.0  # a retryable type that names no delay of its own
 UNEXPECTED_RETRY_AFTER = 30.0  # an exception outside the tree
@@ -111,8 +114,13 @@ class ExprError(ReconcilerError):
 
 
 class GitError(ReconcilerError):
+    """Its message never holds a credential: URLs in it are scrubbed (`redact.scrub`)."""
+
     retryable = True
     retry_after = 15.0
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
 class RuntimeUnavailable(ReconcilerError):
@@ -190,6 +198,10 @@ class WebhookError(ReconcilerError):
 
 class SignatureError(WebhookError):
     """The delivery is not authenticated: signature or token missing, malformed or wrong."""
+
+
+class BodyTooLarge(WebhookError):
+    """The delivery is larger than can be accepted or verified (413)."""
 
 
 class MalformedPayload(WebhookError):

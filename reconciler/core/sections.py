@@ -107,7 +107,7 @@ class Each(Rule):
 def read_section(cls: type[T], data: Any, path: str = "") -> T:
     """`cls` built from the mapping `data` (None = empty) found at key path `path`."""
     reader = _Reader(data, path)
-    init = [f for f in fields(cls) if f.init]  # type: ignore[arg-type]
+    init = [f for f in fields(cls) if _is_key(f)]  # type: ignore[arg-type]
     reader.check_unknown(tuple(f.name for f in init))
     hints = _hints(cls)
     values: dict[str, Any] = {}
@@ -129,7 +129,12 @@ def read_section(cls: type[T], data: Any, path: str = "") -> T:
 
 def known_keys(cls: type) -> tuple[str, ...]:
     """The keys a section accepts, in the order of its fields."""
-    return tuple(f.name for f in fields(cls) if f.init)
+    return tuple(f.name for f in fields(cls) if _is_key(f))
+
+
+def _is_key(f: Field[Any]) -> bool:
+    """A field read from hoody.yaml (`metadata={"key": False}` marks one set otherwise)."""
+    return f.init and f.metadata.get("key", True)
 
 
 def _required(f: Field[Any]) -> bool:

@@ -35,11 +35,35 @@ PROVIDERS = ("github", "gitlab", "gitea", "generic")
 _DATABASE_URL = re.compile(r"^(sqlite|postgres(ql)?(\+psycopg)?)://")
 
 
+MiB = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: Annotated[int, Between(0, 65535)] = 8080
-    max_body: int = 5 * 1024 * 1024  # largest webhook body accepted (413 beyond)
+    # Largest request body (webhooks included), refused with 413 from Content-Length
+    # before it is read; 25 MiB is GitHub's own cap on a delivery.
+    max_body: Annotated[int, Floor(1)] = 25 * MiB
+    max_parse: Annotated[int, Floor(1)] = 5 * MiB  # a larger webhook: verified, not parsed
+    threads: Annotated[int, Floor(1)] = 8  # waitress worker threads
+    connection_limit: Annotated[int, Floor(1)] = 500  # open connections, idle ones too
+    channel_timeout: Seconds = 30.0  # an idle connection is closed after this
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    token: str | None = None  # Bearer token for /metrics; None: api.public_read decides
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    events_max_age: Seconds = 90 * 86400.0  # older events are deleted
+    events_max_count: Annotated[int, Floor(1)] = 100_000  # the newest are kept
+    # Delivery ids and body digests; the age is also the window in which a redelivery or
+    # an identical body is dropped as a duplicate.
+    deliveries_max_age: Seconds = 7 * 86400.0
+    deliveries_max_count: Annotated[int, Floor(1)] = 100_000
 
 
 @dataclass(frozen=True)
@@ -185,6 +209,11 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
     images: ImagesSettings = field(default_factory=ImagesSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    # Every value that came from a `${VAR}` expansion (masked in job output); set by the
+    # parser, not a key of hoody.yaml
+    expanded: tuple[str, ...] = field(default=(), repr=False, metadata={"key": False})
 
     def repo(self, name: str) -> RepoSettings | None:
         return next((r for r in self.repos if r.name == name), None)
@@ -194,25 +223,34 @@ class Settings:
         return self.database.url or f"sqlite:///{self.state_dir / 'hoody.db'}"
 
 
-def _expand(value: Any, path: str, environ: Mapping[str, str]) -> Any:
+def _expand(
+    value: Any, path: str, environ: Mapping[str, str], seen: list[str] | None = None
+) -> Any:
+    """`value` with `${VAR}` expanded; each expanded value is appended to `seen`."""
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
             if m.group(1) not in environ:
                 raise ConfigError(path, f"environment variable {m.group(1)} is not set")
+            if seen is not None:
+                seen.append(environ[m.group(1)])
             return environ[m.group(1)]
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else str(k), environ) for k, v in value.items()}
+        return {
+            k: _expand(v, f"{path}.{k}" if path else str(k), environ, seen)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_expand(v, f"{path}[{i}]", environ) for i, v in enumerate(value)]
+        return [_expand(v, f"{path}[{i}]", environ, seen) for i, v in enumerate(value)]
     return value
 
 
 def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from loaded YAML. Relative paths resolve against `base_dir`."""
-    data = _expand(data, "", os.environ if environ is None else environ)
+    expanded: list[str] = []
+    data = _expand(data, "", os.environ if environ is None else environ, expanded)
     settings = read_section(Settings, data)
     repos = []
     seen: set[str] = set()
@@ -233,6 +271,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         settings,
         state_dir=state_dir if state_dir.is_absolute() else (base_dir / state_dir).resolve(),
         repos=tuple(repos),
+        expanded=tuple(dict.fromkeys(expanded)),
     )
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.core.errors import ReconcilerError
+from reconciler.core.redact import Masker
 from reconciler.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,15 @@ class OutputBuffer:
             self.dropped += cut
             del self.tail[:cut]
 
-    def text(self) -> str:
+    def text(self, masker: Masker | None = None) -> str:
+        """The kept output, with `masker`'s secret values replaced by `***`."""
         head = self.head.decode("utf-8", "replace")
         tail = self.tail.decode("utf-8", "replace")
         if self.dropped:
+            if masker:
+                head, tail = masker.mask_cut(head, tail)
             return f"{head}\n[... {self.dropped} bytes dropped ...]\n{tail}"
-        return head + tail
+        return masker.mask(head + tail) if masker else head + tail
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,31 @@ class Handle:
 
 
 class DockerJobRunner:
-    def __init__(self, runtime: Runtime, grace: float = 5.0) -> None:
+    """Runs jobs with `docker exec`. `secrets(repo)` names the values masked in their
+    stored output (the repo's `env` and every `${VAR}`-expanded setting): a job running
+    `env` must not publish `DATABASE_URL` in the run log."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        grace: float = 5.0,
+        secrets: Callable[[str], Iterable[str]] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.grace = grace
+        self.secrets = secrets
+        self._maskers: dict[str, Masker] = {}
+
+    def masker(self, repo: str) -> Masker | None:
+        if self.secrets is None:
+            return None
+        found = self._maskers.get(repo)
+        if found is None:
+            found = self._maskers[repo] = Masker(self.secrets(repo))
+        return found
 
     def run(self, job: Job, handle: Handle) -> Outcome:
+        masker = self.masker(job.repo)
         out, err = OutputBuffer(), OutputBuffer()
         script = (
             job.command
@@ -167,7 +191,7 @@ class DockerJobRunner:
                 lambda stream, data: (out if stream == 1 else err).write(data),
             )
         except ReconcilerError as e:
-            return Outcome("error", None, out.text(), err.text(), str(e))
+            return Outcome("error", None, out.text(masker), err.text(masker), str(e))
         finally:
             timer.cancel()
         if stop_reason:
@@ -177,8 +201,9 @@ class DockerJobRunner:
                 if why == "timed_out"
                 else "stopped"
             )
-            return Outcome(why, code, out.text(), err.text(), reason)
-        return Outcome("succeeded" if code == 0 else "failed", code, out.text(), err.text())
+            return Outcome(why, code, out.text(masker), err.text(masker), reason)
+        status = "succeeded" if code == 0 else "failed"
+        return Outcome(status, code, out.text(masker), err.text(masker))
 
     def _terminate(self, job: Job) -> None:
         """TERM every process of the run, then KILL what is left after the grace."""

@@ -3,12 +3,20 @@
 It fetches branch (and pull-request) refs, lists them, reads `.hoody/*` at a commit
 without a checkout, and produces `git archive` tarballs of build contexts. It decides
 nothing: a failed fetch raises GitError and the caller decides what that means.
+
+Fetches are single-flight per mirror: a caller that arrives while a fetch of the same
+refs runs waits for it and shares its outcome (its GitError too), and fetches never run
+side by side in one mirror (two would race for the same ref locks).
+
+Every message that leaves here is scrubbed of credentials (`core.redact`): GitError does
+it itself, and a git error is raised `from None`, so the raw stderr is not chained.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -30,12 +38,24 @@ PR_SPECS = {
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 
 
+class _Flight:
+    """One fetch in progress, shared by every caller that asks for the same refs."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: GitError | None = None
+
+
 class Mirror:
     def __init__(self, url: str, path: Path, provider: str = "generic") -> None:
         self.url = url
         self.path = path
         self.provider = provider
         self._repo: git.Repo | None = None
+        self._flights: dict[bool, _Flight] = {}
+        self._flights_lock = threading.Lock()
+        self._fetching = threading.Lock()  # one `git fetch` at a time in this mirror
+        self.fetches = 0  # git fetch processes run (single-flight shares the others)
 
     @property
     def repo(self) -> git.Repo:
@@ -54,10 +74,34 @@ class Mirror:
                 cw.set_value('remote "origin"', "url", self.url)
             return repo
         except (git.GitError, OSError) as e:
-            raise GitError(f"cannot open mirror {self.path}: {e}") from e
+            raise GitError(f"cannot open mirror {self.path}: {e}") from None
 
     def fetch(self, pull_requests: bool = False) -> None:
-        """Bring the mirror's refs in line with the remote; GitError if that fails."""
+        """Bring the mirror's refs in line with the remote; GitError if that fails.
+        Joins a fetch of the same refs already running instead of starting another."""
+        with self._flights_lock:
+            flight = self._flights.get(pull_requests)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[pull_requests] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return
+        try:
+            with self._fetching:
+                self.fetches += 1
+                self._fetch(pull_requests)
+        except GitError as e:
+            flight.error = e
+            raise
+        finally:
+            with self._flights_lock:
+                del self._flights[pull_requests]
+            flight.done.set()
+
+    def _fetch(self, pull_requests: bool) -> None:
         specs = [BRANCH_SPEC]
         if pull_requests:
             specs.extend(PR_SPECS.get(self.provider, PR_SPECS["generic"]))
@@ -77,7 +121,7 @@ class Mirror:
             why = fatal[0].strip() if fatal else f"exit code {e.status}"
             if why.startswith("stderr: "):
                 why = why[len("stderr: ") :].strip("'")
-            raise GitError(f"fetch from {self.url} failed: {why}") from e
+            raise GitError(f"fetch from {self.url} failed: {why}") from None
 
     def list_refs(self) -> list[Ref]:
         """Every branch and PR head ref the mirror holds (as of the last fetch)."""
@@ -89,7 +133,7 @@ class Mirror:
                 "refs/merge-requests",
             )
         except git.GitCommandError as e:
-            raise GitError(f"cannot list refs of {self.path}: {e}") from e
+            raise GitError(f"cannot list refs of {self.path}: {e}") from None
         refs = []
         for line in out.splitlines():
             sha, _, name = line.partition(" ")
@@ -150,7 +194,7 @@ class Mirror:
             self.repo.git.archive("--format=tar", treeish, output_stream=out)
         except git.GitCommandError as e:
             out.close()
-            raise GitError(f"git archive of {path} at {commit[:12]} failed: {e.stderr}") from e
+            raise GitError(f"git archive of {path} at {commit[:12]} failed: {e.stderr}") from None
         out.seek(0)
         return out
 

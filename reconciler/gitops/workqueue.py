@@ -54,7 +54,9 @@ class WorkQueue:
                 when = max(when, self._earliest(key))
             if key not in self._due or when < self._due[key]:
                 self._due[key] = when
-            self._cond.notify()
+                # only a new or earlier due time is news to a waiting worker: waking
+                # one for every add of a storm costs a GIL hand-over per webhook
+                self._cond.notify()
 
     def get(self, timeout: float | None = None) -> str | None:
         """The next due key not already running; None on timeout or shutdown."""

@@ -2,8 +2,8 @@
 
 Errors are always `{"error": {"code", "message", "details"}}` with the right status —
 never an HTML page or a stack trace. Mutations need `Authorization: Bearer <api.token>`
-(refused with 403 when no token is configured); reads are open unless
-`api.public_read: false`.
+(refused with 403 when no token is configured); so does `GET /plan`, which fetches.
+Reads are open unless `api.public_read: false`; HEAD is a read like GET everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from reconciler.core.errors import ApiError, ReconcilerError, SpecError, UnknownEnvironment
+from reconciler.core.naming import is_dns_label
 from reconciler.core.plan import action_json
+from reconciler.core.redact import scrub
 from reconciler.http import views
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ def create_api(service: Service) -> Blueprint:
 
     @bp.before_request
     def reads() -> None:
-        if request.method == "GET" and not api.public_read and not authorized():
+        if request.method in ("GET", "HEAD") and not api.public_read and not authorized():
             raise ApiError(401, "unauthorized", "reads need Authorization: Bearer <token>")
 
     @bp.errorhandler(ApiError)
@@ -91,7 +93,7 @@ def create_api(service: Service) -> Blueprint:
         return view
 
     def env_or_404(name: str) -> dict[str, Any]:
-        view = views.environment(service, name)
+        view = views.environment(service, name) if is_dns_label(name) else None
         if view is None:
             raise ApiError(404, "not_found", f"no environment {name!r}")
         return view
@@ -135,7 +137,7 @@ def create_api(service: Service) -> Blueprint:
             out.append(
                 {
                     "name": r.name,
-                    "url": r.url if "@" not in r.url else "(credentials hidden)",
+                    "url": scrub(r.url),
                     "provider": r.provider,
                     "branches": list(r.branches),
                     "poll_interval": r.poll_interval,
@@ -157,6 +159,7 @@ def create_api(service: Service) -> Blueprint:
         return jsonify({"queued": name}), 202
 
     @bp.get("/plan")
+    @mutation  # it fetches from every remote: not a read anyone may trigger
     def plan() -> Any:
         repo = request.args.get("repo")
         names = [repo] if repo else [r.name for r in service.settings.repos]

@@ -1,8 +1,13 @@
 """Wiring: `create_app(settings, service)` builds the one Flask app that `hoody serve`
-runs — webhooks, the API, the dashboard, metrics and health. No logic lives here."""
+runs — webhooks, the API, the dashboard, metrics and health. No logic lives here.
+
+`/metrics` is a read: open with `api.public_read`, else it needs `metrics.token` (or the
+API token) as a Bearer token; HEAD is answered exactly like GET (Flask runs the GET view).
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -22,6 +27,9 @@ from webhooks import create_blueprint
 def create_app(settings: Settings, service: Service) -> Flask:
     app = Flask("hoody")
     app.config["HOODY_SETTINGS"] = settings
+    # Bodies beyond this are refused from Content-Length before they are read (waitress
+    # enforces the same limit itself; this covers any other WSGI server and chunked bodies).
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body
     app.extensions["hoody"] = service
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -75,8 +83,21 @@ def create_app(settings: Settings, service: Service) -> Flask:
             {"status": "ready" if ok else "not ready", "checks": checks, "time": time.time()}
         ), (200 if ok else 503)
 
+    def metrics_allowed() -> bool:
+        if settings.api.public_read:
+            return True
+        given = request.headers.get("Authorization", "")
+        if not given.startswith("Bearer "):
+            return False
+        tokens = [t for t in (settings.metrics.token, settings.api.token) if t]
+        return any(hmac.compare_digest(given[7:].encode(), t.encode()) for t in tokens)
+
     @app.get("/metrics")
     def metrics() -> Response:
+        if not metrics_allowed():
+            return error_response(
+                401, "unauthorized", "metrics need Authorization: Bearer <metrics.token>"
+            )
         return Response(
             service.metrics.render(), mimetype=None, headers={"Content-Type": CONTENT_TYPE}
         )

@@ -164,9 +164,10 @@ PATHS: dict[str, Any] = {
     },
     "/plan": {
         "get": _op(
-            "What the next pass would do, without doing it",
+            "What the next pass would do, without doing it (fetches: needs the token)",
             {"200": _json(_list("plan", ANY)), **_err(404)},
             [_p("repo", "query")],
+            secured=True,
         )
     },
     "/events": {

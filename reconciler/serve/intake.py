@@ -1,6 +1,7 @@
 """The service's side of the webhook blueprint: which repos accept deliveries, the
-durable delivery-id record, and what an event changes — the stored state of a PR and one
-more pass for its repo. Nothing here trusts a sha from a payload."""
+delivery keys seen (ids and body digests), what an event changes — the stored state of a
+PR, ordered by the payload's own timestamp — and one more pass for its repo. Nothing here
+trusts a sha from a payload."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from reconciler.core.settings import Settings
 from reconciler.storage.store import PullRequestState, Store
-from webhooks import PULL_REQUEST, GitEvent, WebhookRepo
+from webhooks import ACCEPTED, DUPLICATE, IGNORED, PULL_REQUEST, GitEvent, Verdict, WebhookRepo
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,15 @@ class WebhookIntake:
                     "[%s] accepts UNSIGNED webhooks (allow_unsigned_webhooks: true): "
                     "anyone who can reach the endpoint can trigger passes",
                     repo.name,
+                    extra={"repo": repo.name},
+                )
+            if repo.webhook_secret and not repo.repository and repo.provider != "generic":
+                log.warning(
+                    "[%s] has a webhook_secret but no `repository:` filter: a delivery "
+                    "signed with the same secret for another repository is accepted; set "
+                    "repository: <owner/name>",
+                    repo.name,
+                    extra={"repo": repo.name},
                 )
 
     def webhook_repo(self, name: str) -> WebhookRepo | None:
@@ -41,22 +51,39 @@ class WebhookIntake:
             repository=repo.repository,
             allow_unsigned=repo.allow_unsigned_webhooks,
             max_body=self.settings.server.max_body,
+            max_parse=self.settings.server.max_parse,
         )
 
-    def remember_delivery(self, repo: str, delivery_id: str) -> bool:
-        return self.store.remember_delivery(repo, delivery_id)
+    def deliver(self, repo: str, event: GitEvent, keys: tuple[str, ...]) -> Verdict:
+        deliveries = self.store.deliveries
+        if not deliveries.claim(repo, keys):
+            return Verdict(DUPLICATE)
+        try:
+            verdict = self._act(repo, event)
+        except BaseException:
+            deliveries.release(repo, keys)  # not queued: the provider's retry must count
+            raise
+        deliveries.confirm(repo, keys)
+        return verdict
 
-    def submit(self, repo: str, event: GitEvent) -> None:
-        if event.kind == PULL_REQUEST and event.pr_number is not None and event.pr_state:
-            self._record_pull_request(repo, event)
+    def _act(self, repo: str, event: GitEvent) -> Verdict:
+        if event.kind == IGNORED:
+            return Verdict(IGNORED, event.ignored_reason)
+        has_state = event.kind == PULL_REQUEST and event.pr_number is not None and event.pr_state
+        if has_state and not self._record_pull_request(repo, event):
+            return Verdict(
+                IGNORED,
+                f"pull request #{event.pr_number}: older than the state already "
+                "recorded (payload updated_at); nothing changes",
+            )
         self.trigger(repo, f"{event.provider} {event.kind}")
+        return Verdict(ACCEPTED)
 
-    def _record_pull_request(self, repo: str, event: GitEvent) -> None:
-        """The latest delivery wins (arrival order). Payload timestamps are not compared:
-        providers' `updated_at` is not monotonic across actions (a reopen can carry an
-        older one than the close before it); with an API token, the API list is the truth."""
+    def _record_pull_request(self, repo: str, event: GitEvent) -> bool:
+        """Ordered by the payload's `updated_at`: an older event (a replay, a late
+        retry) never overrides a newer state; equal times go by arrival."""
         assert event.pr_number is not None and event.pr_state is not None
-        self.store.record_pull_request(
+        return self.store.record_pull_request(
             repo,
             PullRequestState(
                 number=event.pr_number,
@@ -67,5 +94,6 @@ class WebhookIntake:
                 draft=event.pr_draft,
                 labels=tuple(event.pr_labels),
                 updated_at=time.time(),
+                event_at=event.pr_updated_ts,
             ),
         )

@@ -1,5 +1,7 @@
 """Logging set-up: text for people, JSON lines for collectors. Records carry `repo`,
-`env` and (for jobs) `entry` as fields when the caller put them there."""
+`env` and (for jobs) `entry` as fields when the caller put them there. Every line goes
+through `redact.scrub` on its way out (tracebacks included), as a second guard behind
+GitError's own scrub."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import json
 import logging
 import sys
 import time
+
+from reconciler.core.redact import scrub
 
 IDENTITY = ("repo", "env", "entry", "run")
 
@@ -26,7 +30,12 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        return scrub(json.dumps(doc, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
@@ -35,7 +44,7 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

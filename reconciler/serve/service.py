@@ -75,7 +75,7 @@ class Service:
         sched = settings.scheduler
         self.scheduler = Scheduler(
             store.runs,
-            DockerJobRunner(runtime, grace=sched.kill_grace),
+            DockerJobRunner(runtime, grace=sched.kill_grace, secrets=self.secret_values),
             owner=scheduler_owner(settings.state_dir),
             notify=self._scheduler_note,
             workers=sched.workers,
@@ -123,6 +123,12 @@ class Service:
     ) -> None:
         self.controller.note(repo, env, kind, message, level=level, force=True)
         self.notifier.event(repo, env, kind, message, level)
+
+    def secret_values(self, repo: str) -> list[str]:
+        """What must never appear in a job's stored output: the repo's `env` values and
+        every value that came from a `${VAR}` expansion in hoody.yaml."""
+        found = self.settings.repo(repo)
+        return [*(found.env.values() if found else ()), *self.settings.expanded]
 
     def provider_client(self, repo: RepoSettings) -> Any:
         """One REST client per repo, for listing open PRs and for PR feedback."""

@@ -66,7 +66,8 @@ pull_requests = sa.Table(
     sa.Column("is_fork", sa.Boolean, nullable=False, default=False),
     sa.Column("draft", sa.Boolean, nullable=False, default=False),
     sa.Column("labels", sa.Text, nullable=True),  # JSON list
-    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),  # when it was recorded
+    sa.Column("event_at", sa.Float, nullable=True),  # the payload's own timestamp
 )
 
 managed_entries = sa.Table(
@@ -109,11 +110,17 @@ runs = sa.Table(
 )
 
 
+# Columns added after a table first shipped: `create_all` does not add them to a database
+# that already has the table, so `upgrade` does (nullable, so old rows stay valid).
+ADDED_COLUMNS = {"pull_requests": ("event_at",)}
+
+
 def upgrade(engine: sa.Engine) -> None:
     """Bring an existing database to this schema in place, then create what is missing.
 
     Version 1 keyed `environments` by name alone and had no `last_output`: its rows are
-    copied into the (repo, name)-keyed table in one transaction, unchanged."""
+    copied into the (repo, name)-keyed table in one transaction, unchanged. Then missing
+    tables are created and the columns of ADDED_COLUMNS added where they are missing."""
     inspector = sa.inspect(engine)
     if "environments" in inspector.get_table_names():
         key = inspector.get_pk_constraint("environments").get("constrained_columns") or []
@@ -131,3 +138,13 @@ def upgrade(engine: sa.Engine) -> None:
                 conn.execute(sa.text("DROP TABLE environments"))
                 conn.execute(sa.text("ALTER TABLE environments_v2 RENAME TO environments"))
     metadata.create_all(engine)
+    inspector = sa.inspect(engine)
+    for table_name, names in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        for name in names:
+            if name in present:
+                continue
+            column = metadata.tables[table_name].c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))

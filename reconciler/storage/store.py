@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,37 +22,20 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from reconciler.core.errors import ConfigError
+from reconciler.core.settings import RetentionSettings
+from reconciler.storage.deliveries import DeliveryLog, PullRequestState
 from reconciler.storage.runlog import RunLog
 from reconciler.storage.schema import (
-    deliveries,
     environments,
     events,
     managed_entries,
-    pull_requests,
     suspensions,
     upgrade,
 )
 
+__all__ = ["Event", "PullRequestState", "Store", "make_engine"]
+
 log = logging.getLogger(__name__)
-DELIVERY_MEMORY = 7 * 86400  # seconds of delivery ids kept in memory for dedupe
-
-
-@dataclass(frozen=True)
-class PullRequestState:
-    """The latest word from a webhook about one PR (the source of truth without an API)."""
-
-    number: int
-    state: str
-    action: str | None = None
-    head_ref: str | None = None
-    is_fork: bool = False
-    draft: bool = False
-    labels: tuple[str, ...] = ()
-    updated_at: float = 0.0
-
-    @property
-    def open(self) -> bool:
-        return self.state == "open"
 
 
 @dataclass(frozen=True)
@@ -107,15 +88,15 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retention: RetentionSettings | None = None) -> None:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
         upgrade(self.engine)
-        self._recent: set[tuple[str, str]] | None = None
-        self._deliveries_lock = threading.Lock()
-        self._delivery_writes: queue.Queue[tuple[str, str, float]] = queue.Queue()
-        threading.Thread(target=self._write_deliveries, name="deliveries", daemon=True).start()
+        self.retention = retention or RetentionSettings()
+        self.deliveries = DeliveryLog(
+            self.engine, self.retention, self._insert_ignoring_duplicates, [self.prune_events]
+        )
         self.runs = RunLog(self.engine)
 
     @contextmanager
@@ -150,6 +131,24 @@ class Store:
                     details=json.dumps(dict(details or {}), default=str),
                 )
             )
+
+    def prune_events(self, now: float | None = None) -> int:
+        """Delete events older than `retention.events_max_age` and beyond the newest
+        `retention.events_max_count`; returns how many went."""
+        now = time.time() if now is None else now
+        r = self.retention
+        with self._tx() as conn:
+            gone = conn.execute(events.delete().where(events.c.ts < now - r.events_max_age))
+            count = int(gone.rowcount)
+            cutoff = conn.execute(
+                sa.select(events.c.id)
+                .order_by(events.c.id.desc())
+                .offset(r.events_max_count)
+                .limit(1)
+            ).scalar()
+            if cutoff is not None:
+                count += int(conn.execute(events.delete().where(events.c.id <= cutoff)).rowcount)
+        return count
 
     def events(
         self,
@@ -233,44 +232,14 @@ class Store:
         with self.engine.connect() as conn:
             return {r.env for r in conn.execute(sa.select(suspensions.c.env))}
 
-    # -- pull requests -----------------------------------------------------------------
+    # -- pull requests (webhook state; see deliveries.py) -----------------------------
 
-    def record_pull_request(self, repo: str, pr: PullRequestState) -> None:
-        values = {
-            "state": pr.state,
-            "action": pr.action,
-            "head_ref": pr.head_ref,
-            "is_fork": pr.is_fork,
-            "draft": pr.draft,
-            "labels": json.dumps(list(pr.labels)),
-            "updated_at": pr.updated_at or time.time(),
-        }
-        with self._tx() as conn:
-            done = conn.execute(
-                pull_requests.update()
-                .where((pull_requests.c.repo == repo) & (pull_requests.c.number == pr.number))
-                .values(**values)
-            )
-            if done.rowcount == 0:
-                conn.execute(pull_requests.insert().values(repo=repo, number=pr.number, **values))
+    def record_pull_request(self, repo: str, pr: PullRequestState) -> bool:
+        """Keep `pr` unless the recorded state is newer; False when it was stale."""
+        return self.deliveries.record(repo, pr)
 
     def pull_requests(self, repo: str) -> dict[int, PullRequestState]:
-        q = sa.select(pull_requests).where(pull_requests.c.repo == repo)
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).fetchall()
-        return {
-            r.number: PullRequestState(
-                r.number,
-                r.state,
-                r.action,
-                r.head_ref,
-                bool(r.is_fork),
-                bool(r.draft),
-                tuple(json.loads(r.labels or "[]")),
-                r.updated_at,
-            )
-            for r in rows
-        }
+        return self.deliveries.pull_requests(repo)
 
     # -- managed cron entries ---------------------------------------------------------
 
@@ -301,47 +270,9 @@ class Store:
     # -- webhook deliveries ------------------------------------------------------------
 
     def remember_delivery(self, repo: str, delivery_id: str) -> bool:
-        """True the first time a delivery id is seen for a repo, False on a redelivery.
-
-        Answered from memory (ids of the last `DELIVERY_MEMORY` seconds are loaded at
-        start); the row is written by a background writer in batches, so the webhook
-        request path never waits for SQLite's write lock."""
-        key = (repo, delivery_id)
-        with self._deliveries_lock:
-            if self._recent is None:
-                self._recent = self._load_recent_deliveries()
-            if key in self._recent:
-                return False
-            self._recent.add(key)
-        self._delivery_writes.put((repo, delivery_id, time.time()))
-        return True
-
-    def _load_recent_deliveries(self) -> set[tuple[str, str]]:
-        since = time.time() - DELIVERY_MEMORY
-        q = sa.select(deliveries.c.repo, deliveries.c.delivery_id).where(
-            deliveries.c.received_at >= since
-        )
-        with self.engine.connect() as conn:
-            return {(r.repo, r.delivery_id) for r in conn.execute(q)}
-
-    def _write_deliveries(self) -> None:
-        while True:
-            batch = [self._delivery_writes.get()]
-            while len(batch) < 500:
-                try:
-                    batch.append(self._delivery_writes.get(timeout=0.05))
-                except queue.Empty:
-                    break
-            rows = [{"repo": r, "delivery_id": d, "received_at": t} for r, d, t in batch if r]
-            try:
-                if rows:
-                    with self._tx() as conn:
-                        conn.execute(self._insert_ignoring_duplicates(deliveries), rows)
-            except Exception:
-                log.exception("could not record %d webhook deliveries", len(rows))
-            finally:
-                for _ in batch:
-                    self._delivery_writes.task_done()
+        """True the first time a delivery key is seen for a repo, False on a redelivery
+        (answered from memory; written in the background)."""
+        return self.deliveries.remember(repo, delivery_id)
 
     def _insert_ignoring_duplicates(self, table: sa.Table) -> Any:
         if self.engine.dialect.name == "postgresql":
@@ -351,5 +282,5 @@ class Store:
         return sqlite_insert(table).on_conflict_do_nothing()
 
     def flush(self) -> None:
-        """Wait until every remembered delivery is on disk."""
-        self._delivery_writes.join()
+        """Wait until every remembered delivery and recorded PR state is on disk."""
+        self.deliveries.flush()

@@ -25,6 +25,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from reconciler.core.naming import is_dns_label
 from reconciler.http import views
 from reconciler.http.dashboard import format as fmt
 from reconciler.http.dashboard.auth import FLASH, Auth, safe_next
@@ -134,7 +135,7 @@ def create_dashboard(service: Service) -> Blueprint:
 
     @bp.get("/environments/<env>")
     def environment(env: str) -> Response:
-        view = views.environment(service, env)
+        view = views.environment(service, env) if is_dns_label(env) else None
         if view is None:
             abort(404, f"There is no environment named “{env}”.")
         runs = service.store.runs.list(env=env, limit=RECENT_RUNS)
@@ -153,6 +154,8 @@ def create_dashboard(service: Service) -> Blueprint:
         if status is not None and status not in STATUSES:
             abort(400, f"Unknown run status “{status}”: use one of {', '.join(STATUSES)}.")
         env = request.args.get("env") or None
+        if env is not None and not is_dns_label(env):
+            abort(400, "That is not an environment name.")
         found = service.store.runs.list(env=env, status=status, limit=ALL_RUNS)
         return page(
             "runs.html",
@@ -163,7 +166,7 @@ def create_dashboard(service: Service) -> Blueprint:
 
     @bp.get("/runs/<int:run_id>")
     def run(run_id: int) -> Response:
-        record = service.store.runs.get(run_id)
+        record = service.store.runs.get(run_id) if 0 < run_id < 2**63 else None
         if record is None:
             abort(404, f"There is no run #{run_id}.")
         return page("run.html", run=views.run_view(record))
@@ -179,7 +182,7 @@ def create_dashboard(service: Service) -> Blueprint:
             return see_other(url_for(".login", next=back))
         if not (auth.same_origin(request) and auth.check_csrf(request)):
             abort(403, "This form is stale or came from another site: reload and try again.")
-        if views.environment(service, env) is None:
+        if not is_dns_label(env) or views.environment(service, env) is None:
             abort(404, f"There is no environment named “{env}”.")
         if service.scheduler.find(env, entry) is None:
             abort(404, f"There is no schedule entry {entry} in {env}.")
@@ -198,7 +201,15 @@ def create_dashboard(service: Service) -> Blueprint:
             return page("login.html", next=target)
         if not auth.same_origin(request):
             abort(403, "This form came from another site.")
+        address = request.remote_addr or "unknown"
+        wait = auth.login_blocked(address)
+        if wait is not None:
+            problem = f"Too many failed sign-ins from your address: try again in {wait} s."
+            resp = page("login.html", code=429, next=target, problem=problem)
+            resp.headers["Retry-After"] = str(wait)
+            return resp
         if not auth.check_token(request.form.get("token", "")):
+            auth.login_failed(address)
             problem = "That is not the api.token." if auth.token else "No api.token is set."
             return page("login.html", code=403, next=target, problem=problem)
         resp = see_other(target)
@@ -211,6 +222,7 @@ def create_dashboard(service: Service) -> Blueprint:
             return page("login.html", next="/")
         if auth.logged_in(request) and not (auth.same_origin(request) and auth.check_csrf(request)):
             abort(403, "This form is stale or came from another site: reload and try again.")
+        auth.end_session(request)
         resp = see_other(url_for(".index"))
         auth.clear_cookie(resp)
         return flash(resp, "logout")

@@ -51,6 +51,7 @@ def test_the_image_serves_a_mounted_repo_and_stops_cleanly_on_sigterm(
         f"server: {{host: 127.0.0.1, port: {port}}}\n"
         "docker: {publish_host: 127.0.0.1}\n"
         "scheduler: {shutdown_grace: 2s, kill_grace: 2s}\n"
+        "limits: {min_every: 1s}\n"  # the test's job fires every 2 s
         "repos:\n"
         f"  - name: {name}\n"
         "    url: /srv/git/demo\n"

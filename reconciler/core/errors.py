@@ -12,6 +12,9 @@
     │   ├── NameConflict       an object we did not create holds the name      no
     │   ├── HealthTimeout      a new version never became healthy              no
     │   └── BuildFailed        a build failed; its output is kept apart        no
+    ├── ProxyUnavailable       the proxy's admin API cannot be reached         yes, 10 s
+    ├── ProxyFailure           the proxy refused a configuration change        yes, 30 s
+    │   └── ProxyNotFound      no such path or `@id` in the proxy's config     yes, 30 s
     ├── ProviderError          a provider API call failed or was unreadable    no answer, 429,
     │                                                                          5xx: 30 s
     ├── UnknownEnvironment     no environment of that name has a schedule      no
@@ -157,6 +160,23 @@ class BuildFailed(RuntimeFailure):
     def __init__(self, message: str, output: str = "") -> None:
         super().__init__(message)
         self.output = output
+
+
+class ProxyUnavailable(ReconcilerError):
+    retryable = True
+    retry_after = 10.0
+
+
+class ProxyFailure(ReconcilerError):
+    """Caddy refused a change: not the environment's fault, so never a failed version."""
+
+    retryable = True
+    retry_after = 30.0
+
+
+class ProxyNotFound(ProxyFailure):
+    """The path or `@id` does not exist in Caddy's configuration (the router then
+    creates it, or knows the proxy lost hoody's routes)."""
 
 
 class ProviderError(ReconcilerError):

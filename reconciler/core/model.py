@@ -21,6 +21,10 @@ LABEL_SERVICE = "hoody.service"
 LABEL_REF = "hoody.ref"
 LABEL_COMMIT = "hoody.commit"
 LABEL_SPEC_HASH = "hoody.spec-hash"
+# Read by the proxy's route rebuild: the service's ports in spec order ("8080,9090"), and
+# "true" on the environment's first service with ports (its plain `<env>` host).
+LABEL_PORTS = "hoody.ports"
+LABEL_PRIMARY = "hoody.primary"
 
 SPEC_FILE = ".hoody/app.yaml"
 CRONTAB_FILE = ".hoody/crontab"
@@ -166,6 +170,8 @@ class ObservedContainer:
     status: str  # engine's word: running, exited, created, ...
     role: str = ""  # "next": not under its canonical name (a blue/green start in flight)
     ports: Mapping[int, int] = field(default_factory=dict)  # container port -> host port
+    published: tuple[int, ...] = ()  # the spec's ports in order (label hoody.ports)
+    primary: bool = False  # label hoody.primary: the first service with ports
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,13 @@ Rule (documented in docs/architecture.md):
 
 Docker object names add a suffix with `_`, which never occurs in an environment name:
 network `<env>`, container `<env>_<service>`, volume `<env>_<volume>`.
+
+Proxy host labels (one DNS label each, under `proxy.domain`): the environment's first
+published (service, port) answers at `<env>`; every published (service, port) also at
+`<env>--<port>-<service>`, or `<head>--h<10 hex>` when that would exceed 63 characters.
+An environment name has at most one `--`, and then followed by 10 hex digits and `-`;
+here `--` is followed by a port (1-5 digits, then `-`) or by `h`, neither of which an
+environment name can contain, so a service host never equals any environment's host.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _PR_LIKE = re.compile(r"^pr-[0-9]+(-|$)")
 _PR_NAME = re.compile(r"^pr-([0-9]+)-[a-z0-9]")  # the names of pull request environments
+# What follows the `--` of a service host: a port and `-`, or `h` and the hash.
+_SERVICE_HOST = re.compile(r"--(?:[0-9]{1,5}-|h[0-9a-f]{" + str(HASH_LEN) + "}$)")
 
 
 def is_dns_label(name: str) -> bool:
@@ -91,3 +100,32 @@ def network_name(env: str) -> str:
 
 def volume_name(env: str, volume: str) -> str:
     return f"{env}_{volume}"
+
+
+def service_host_label(env: str, service: str, port: int) -> str:
+    """The host label of one published port of one service (see the module docstring)."""
+    label = f"{env}--{port}-{service}"
+    if len(label) <= MAX_NAME:
+        return label
+    digest = hashlib.sha256(f"{env}\0{service}\0{port}".encode()).hexdigest()[:HASH_LEN]
+    head = re.sub("-+", "-", env)[: MAX_NAME - HASH_LEN - 3].strip("-")
+    return f"{head}--h{digest}"
+
+
+def is_service_host_label(label: str) -> bool:
+    """True for labels made by `service_host_label`; never true for an environment name."""
+    return bool(_SERVICE_HOST.search(label))
+
+
+def host_labels(
+    env: str, published: list[tuple[str, tuple[int, ...]]]
+) -> list[tuple[str, str, int]]:
+    """(label, service, port) for every published port, services in spec order: the
+    first port of the first service with ports also answers at `env` itself."""
+    out: list[tuple[str, str, int]] = []
+    for service, ports in published:
+        for port in ports:
+            if not out:
+                out.append((env, service, port))
+            out.append((service_host_label(env, service, port), service, port))
+    return out

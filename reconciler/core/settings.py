@@ -83,6 +83,53 @@ class SchedulerSettings:
     ] = 1.0
 
 
+PROXY_TLS = ("off", "internal", "acme")
+_DOMAIN_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,200}}$){_DOMAIN_LABEL}(\.{_DOMAIN_LABEL})*$")
+_LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):([0-9]{1,5})$")
+
+
+def _admin_ok(value: str) -> bool:
+    return bool(re.match(r"^(https?://|unix//)", value))
+
+
+def _listen_ok(value: str) -> bool:
+    m = _LISTEN.match(value)
+    return bool(m) and 1 <= int(m.group(2)) <= 65535  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """`proxy:` — stable preview URLs through Caddy (unset: host ports, as before)."""
+
+    # hosts are <env>.<domain>
+    domain: Annotated[str, Check(_DOMAIN.match, "not a lower-case domain name")] = "localhost"
+    # where Caddy serves
+    listen: Annotated[str, Check(_listen_ok, "expected host:port (e.g. 127.0.0.1:8088)")] = (
+        "127.0.0.1:8088"
+    )
+    # None: hoody runs its own Caddy; else the admin URL of an existing one
+    admin: Annotated[
+        str | None,
+        Check(_admin_ok, "expected http://host:port or unix//path/to/socket"),
+    ] = None
+    # off | internal (Caddy's local CA) | acme (on-demand, asked of hoody)
+    tls: Annotated[str, OneOf(PROXY_TLS)] = "off"
+    drain: Seconds = 2.0  # seconds an old container keeps serving after the route switched
+    caddy: str = "caddy"  # the binary hoody starts when admin is None
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    def url(self, label: str) -> str:
+        """The public URL of one host label."""
+        scheme = "http" if self.tls == "off" else "https"
+        default = 80 if self.tls == "off" else 443
+        port = "" if self.port == default else f":{self.port}"
+        return f"{scheme}://{label}.{self.domain}{port}/"
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     token: str | None = None  # Bearer token for every mutating call (none set: refused)
@@ -214,6 +261,7 @@ class Settings:
     # Every value that came from a `${VAR}` expansion (masked in job output); set by the
     # parser, not a key of hoody.yaml
     expanded: tuple[str, ...] = field(default=(), repr=False, metadata={"key": False})
+    proxy: ProxySettings | None = None  # stable URLs through Caddy; None = host ports
 
     def repo(self, name: str) -> RepoSettings | None:
         return next((r for r in self.repos if r.name == name), None)
@@ -251,6 +299,9 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
     """Build Settings from loaded YAML. Relative paths resolve against `base_dir`."""
     expanded: list[str] = []
     data = _expand(data, "", os.environ if environ is None else environ, expanded)
+    proxy = data.get("proxy") if isinstance(data, dict) else None
+    if isinstance(proxy, dict) and proxy.get("tls") is False:  # YAML 1.1 reads `off` as false
+        data = {**data, "proxy": {**proxy, "tls": "off"}}
     settings = read_section(Settings, data)
     repos = []
     seen: set[str] = set()

@@ -5,6 +5,11 @@ update = blue/green per changed service: the new container starts under a tempor
          name and must become healthy before the old one is removed and the new one takes
          the canonical name; if it never does, it is removed and the old one keeps running.
 remove = containers, network, volumes.
+
+With a `Router` (the proxy), a create's hosts answer "starting" (503) until every service
+is healthy; an update switches the hosts to the new containers only once all of them are
+healthy, lets the old ones drain for `drain` seconds, then removes them; a remove takes
+the hosts down first ("gone", 404) so no request reaches a container being removed.
 """
 
 from __future__ import annotations
@@ -13,14 +18,23 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from reconciler.core.errors import HealthTimeout, RuntimeFailure, SpecError
+from reconciler.core.errors import (
+    HealthTimeout,
+    ProxyFailure,
+    ProxyUnavailable,
+    RuntimeFailure,
+    SpecError,
+)
 from reconciler.core.images import allowed
 from reconciler.core.limits import effective_resources
 from reconciler.core.model import (
     LABEL_COMMIT,
     LABEL_ENV,
     LABEL_MANAGED,
+    LABEL_PORTS,
+    LABEL_PRIMARY,
     LABEL_REF,
     LABEL_REPO,
     LABEL_SERVICE,
@@ -31,7 +45,13 @@ from reconciler.core.model import (
     ObservedEnvironment,
 )
 from reconciler.core.naming import container_name, network_name, next_container_name, volume_name
-from reconciler.core.settings import BuildSettings, ImagesSettings, LimitsSettings, Settings
+from reconciler.core.settings import (
+    BuildSettings,
+    ImagesSettings,
+    LimitsSettings,
+    ProxySettings,
+    Settings,
+)
 from reconciler.gitops.git import Mirror
 from reconciler.runtime import BuildRequest, ContainerSpec, Progress, Runtime
 
@@ -50,7 +70,36 @@ def env_labels(env: DesiredEnvironment) -> dict[str, str]:
 
 
 def service_labels(env: DesiredEnvironment, svc: DesiredService) -> dict[str, str]:
-    return {**env_labels(env), LABEL_SERVICE: svc.name, LABEL_SPEC_HASH: svc.spec_hash}
+    labels = {**env_labels(env), LABEL_SERVICE: svc.name, LABEL_SPEC_HASH: svc.spec_hash}
+    if svc.spec.ports:
+        labels[LABEL_PORTS] = ",".join(str(p) for p in svc.spec.ports)
+        primary = next(s for s in env.services.values() if s.spec.ports)
+        if primary.name == svc.name:
+            labels[LABEL_PRIMARY] = "true"
+    return labels
+
+
+class Router(Protocol):
+    """Stable hosts in front of the environments (reconciler/proxy). Every call returns
+    once the proxy serves the change; ProxyUnavailable / ProxyFailure when it cannot."""
+
+    def route_building(self, env: DesiredEnvironment) -> None:
+        """The hosts answer 503 "starting" (with Retry-After) until route_ready."""
+
+    def route_ready(self, env: DesiredEnvironment, ports: Mapping[str, Mapping[int, int]]) -> None:
+        """The hosts serve these published ports: service -> container port -> host port."""
+
+    def route_observed(self, env: ObservedEnvironment) -> None:
+        """The hosts serve what runs, from labels (environments a pass leaves alone)."""
+
+    def route_gone(self, env: str) -> None:
+        """The hosts answer 404 "gone"."""
+
+    def retain(self, repo: str, envs: set[str]) -> None:
+        """Routes of `repo`'s environments not in `envs` go."""
+
+    def heal(self) -> None:
+        """Push every route again if the proxy lost them or a write failed."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +120,16 @@ class Applier:
         limits: LimitsSettings | None = None,
         build: BuildSettings | None = None,
         images: ImagesSettings | None = None,
+        router: Router | None = None,
+        proxy: ProxySettings | None = None,
     ) -> None:
         self.runtime = runtime
         self.mirrors = mirrors
         self.publish_host = publish_host
         self.url_template = url_template
+        self.router = router
+        self.proxy = proxy  # the URLs are the proxy's hosts whenever it is configured
+        self.drain = proxy.drain if proxy else 0.0
         self.sleep = sleep
         self.clock = clock
         self.limits = limits or LimitsSettings()
@@ -84,7 +138,11 @@ class Applier:
 
     @classmethod
     def for_settings(
-        cls, runtime: Runtime, mirrors: Callable[[str], Mirror], settings: Settings
+        cls,
+        runtime: Runtime,
+        mirrors: Callable[[str], Mirror],
+        settings: Settings,
+        router: Router | None = None,
     ) -> Applier:
         return cls(
             runtime,
@@ -94,11 +152,18 @@ class Applier:
             limits=settings.limits,
             build=settings.build,
             images=settings.images,
+            router=router,
+            proxy=settings.proxy,
         )
 
     # -- the three operations --------------------------------------------------------
 
     def create(self, env: DesiredEnvironment, progress: Progress) -> ApplyResult:
+        if self.router is not None:
+            try:
+                self.router.route_building(env)
+            except (ProxyUnavailable, ProxyFailure) as e:  # route_ready below says it again
+                progress(f"proxy: {e}")
         self._prepare(env, list(env.services), progress)
         started = {}
         for svc in env.services.values():
@@ -109,6 +174,9 @@ class Applier:
             started[svc.name] = cid
         for name, cid in started.items():
             self.wait_healthy(env, env.services[name], cid, progress)
+        if self.router is not None:
+            self.router.route_ready(env, self._ports(started))
+            progress(f"proxy: serving at {self.url_for(env.name, env, {})}")
         return self.result(env)
 
     def update(
@@ -145,12 +213,23 @@ class Applier:
                 self.wait_healthy(env, svc, cid, progress)
             for name, cid in fresh.items():
                 self.wait_healthy(env, env.services[name], cid, progress)
+            if self.router is not None:
+                # Every new version is healthy: the hosts move to them now, in one change.
+                serving = {c.service: c.id for c in observed.containers if not c.role and c.running}
+                serving.update({svc.name: cid for svc, cid in restarted})
+                serving.update(fresh)
+                self.router.route_ready(env, self._ports(serving))
+                progress(f"proxy: {self.url_for(env.name, env, {})} serves the new version")
         except Exception:
             for name, cid in fresh.items():
                 if observed.service_containers(name):  # the old one keeps serving
                     self._quietly_remove(cid)
             raise
         # All new versions are healthy: retire the old ones, then take the names.
+        retiring = any(not old.role for name in fresh for old in observed.service_containers(name))
+        if self.router is not None and retiring and self.drain > 0:
+            progress(f"draining the previous version for {self.drain:g}s")
+            self.sleep(self.drain)
         for name, cid in fresh.items():
             for old in observed.service_containers(name):
                 if not old.role:
@@ -166,6 +245,12 @@ class Applier:
         return self.result(env)
 
     def remove(self, observed: ObservedEnvironment, progress: Progress) -> None:
+        if self.router is not None:
+            try:
+                self.router.route_gone(observed.name)
+            except (ProxyUnavailable, ProxyFailure) as e:
+                # The proxy gets the table without this environment when it is back.
+                progress(f"proxy: {e}; its route goes at the next heal")
         for c in observed.containers:
             progress(f"removing container {c.name}")
             self.runtime.remove_container(c.id)
@@ -293,6 +378,23 @@ class Applier:
             self.sleep(delay)
             delay = min(delay * 1.5, hc.interval if hc else 1.0)
 
+    def _ports(self, containers: Mapping[str, str]) -> dict[str, dict[int, int]]:
+        """service -> container id  =>  service -> container port -> host port."""
+        return {
+            name: dict(self.runtime.inspect_container(cid).ports)
+            for name, cid in containers.items()
+        }
+
+    def reroute(self, env: DesiredEnvironment | None, observed: ObservedEnvironment) -> None:
+        """Keep the hosts of an environment a pass leaves as it is on what runs."""
+        if self.router is None:
+            return
+        if env is None:
+            self.router.route_observed(observed)
+            return
+        ports = {c.service: c.ports for c in observed.containers if not c.role and c.running}
+        self.router.route_ready(env, ports)
+
     def result(self, env: DesiredEnvironment) -> ApplyResult:
         observed = self.runtime.observe(env.repo).get(env.name)
         ports: dict[str, dict[int, int]] = {}
@@ -307,6 +409,11 @@ class Applier:
     ) -> str | None:
         if self.url_template:
             return self.url_template.format(env=name)
+        if self.proxy is not None:
+            exposed = (
+                any(s.spec.ports for s in env.services.values()) if env else any(ports.values())
+            )
+            return self.proxy.url(name) if exposed else None
         order = list(env.services) if env else sorted(ports)
         for svc in order:
             published = ports.get(svc) or {}

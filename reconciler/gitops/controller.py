@@ -17,7 +17,13 @@ from typing import Any
 
 from reconciler.core import desired as desired_mod
 from reconciler.core.desired import DesiredState, HoldKind
-from reconciler.core.errors import ReconcilerError, RuntimeUnavailable, retry_delay
+from reconciler.core.errors import (
+    ProxyFailure,
+    ProxyUnavailable,
+    ReconcilerError,
+    RuntimeUnavailable,
+    retry_delay,
+)
 from reconciler.core.model import (
     Action,
     ActionOp,
@@ -27,7 +33,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.plan import diff
 from reconciler.core.settings import RepoSettings, Settings
-from reconciler.gitops.apply import Applier, ApplyResult
+from reconciler.gitops.apply import Applier, ApplyResult, Router
 from reconciler.gitops.git import Mirror
 from reconciler.gitops.records import EnvChange, EnvLog, Listener, Records, call_hook
 from reconciler.gitops.sources import Snapshot, SourceReader, load_hash_key
@@ -85,6 +91,7 @@ class Controller:
         runtime: Runtime,
         progress: Callable[[str, str | None, str], None] | None = None,
         provider_client: Callable[[RepoSettings], Any] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -96,7 +103,8 @@ class Controller:
         self._set_status = self.records.set_status
         self._failed: dict[str, tuple[str, str]] = {}  # env -> (spec hash, error)
         self._progress = progress
-        self.applier = Applier.for_settings(runtime, self.mirror, settings)
+        self.router = router
+        self.applier = Applier.for_settings(runtime, self.mirror, settings, router=router)
         # Hooks for the scheduler: called after an env converges or goes.
         # (environment, services (re)started by this pass)
         self.on_applied: list[Callable[[DesiredEnvironment, frozenset[str]], None]] = []
@@ -175,6 +183,10 @@ class Controller:
         if dry_run:
             return result
         self._report_prs(repo_name, pp)
+        if self.router is not None:
+            proxy_error = self._heal_routes(repo_name, set(observed) | set(state.environments))
+            if proxy_error:
+                result.retry(proxy_error)
         work = [a for a in actions if a.op is not ActionOp.NOOP]
         for a in actions:
             if a.op is ActionOp.NOOP:
@@ -190,6 +202,19 @@ class Controller:
                         if isinstance(failed.error, ReconcilerError):
                             result.retry(failed.error)  # terminal ones wait for a new commit
         return result
+
+    def _heal_routes(self, repo: str, envs: set[str]) -> ReconcilerError | None:
+        """Every pass: the proxy has every route (healed after a restart) and none of an
+        environment that is neither running nor wanted. Failing tears nothing down."""
+        assert self.router is not None
+        try:
+            self.router.heal()
+            self.router.retain(repo, envs)
+        except (ProxyUnavailable, ProxyFailure) as e:
+            self.note(repo, None, "proxy_unavailable", f"{e}", level="error", topic="proxy")
+            return e
+        self.note(repo, None, "proxy_ok", "proxy ok", record=False, topic="proxy")
+        return None
 
     def _report_prs(self, repo: str, pp: PassPlan) -> None:
         """Each PR's decision is an event, and goes to the PR (comment) via listeners."""
@@ -265,20 +290,23 @@ class Controller:
 
     def _noop(self, repo: str, a: Action) -> None:
         if a.why.kept:
+            self._reroute(a)
             self.note(repo, a.env, "kept", a.reason, level="warning")
         elif a.why is Reason.SUSPENDED:
+            self._reroute(a)
             self.note(repo, a.env, "suspended", "suspended: left alone by the reconciler")
         elif a.desired is not None and a.observed is not None:
             prev = self._failed.get(a.env)
             if prev and prev[0] == a.desired.spec_hash:
                 return  # its containers run but never became healthy: still failed
             self._failed.pop(a.env, None)
+            proxy_error = self._reroute(a)
             for hook in self.on_applied:
                 call_hook(hook, a.desired, frozenset())
             url = self.applier.url_for(
                 a.env, a.desired, {c.service: c.ports for c in a.observed.containers if not c.role}
             )
-            problem = self._problem(a.env)
+            problem = self._problem(a.env) or proxy_error
             self._set_status(
                 a.env,
                 repo,
@@ -289,6 +317,16 @@ class Controller:
                 url=url,
                 last_error=problem,
             )
+
+    def _reroute(self, a: Action) -> str | None:
+        """A converged (or left alone) environment's hosts follow what runs."""
+        if self.router is None or a.observed is None:
+            return None
+        try:
+            self.applier.reroute(a.desired, a.observed)
+        except (ProxyUnavailable, ProxyFailure) as e:
+            return f"proxy: {e}"
+        return None
 
     def _problem(self, env: str) -> str | None:
         """Something wrong that is not the containers' fault (a rejected schedule)."""

@@ -15,6 +15,8 @@ from reconciler.core.model import (
     LABEL_COMMIT,
     LABEL_ENV,
     LABEL_MANAGED,
+    LABEL_PORTS,
+    LABEL_PRIMARY,
     LABEL_REF,
     LABEL_REPO,
     LABEL_SERVICE,
@@ -95,6 +97,10 @@ class Listed:
     ports: Mapping[int, int] = field(default_factory=dict)
 
 
+def _ports_label(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(",") if p.isdigit())
+
+
 def assemble(
     containers: list[Listed], networks: list[Listed], volumes: list[Listed]
 ) -> dict[str, ObservedEnvironment]:
@@ -130,6 +136,8 @@ def assemble(
                 status=c.status,
                 role=role,
                 ports=dict(c.ports),
+                published=_ports_label(c.labels.get(LABEL_PORTS, "")) or tuple(sorted(c.ports)),
+                primary=c.labels.get(LABEL_PRIMARY) == "true",
             )
         )
     for key, objs in (("n", networks), ("v", volumes)):

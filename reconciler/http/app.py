@@ -18,6 +18,7 @@ from reconciler.core.errors import ReconcilerError
 from reconciler.core.settings import Settings
 from reconciler.http.api import create_api, error_response
 from reconciler.http.openapi import document
+from reconciler.proxy import ASK_PATH
 from reconciler.serve.intake import WebhookIntake
 from reconciler.serve.metrics import CONTENT_TYPE
 from reconciler.serve.service import Service
@@ -76,6 +77,12 @@ def create_app(settings: Settings, service: Service) -> Flask:
             checks["docker"] = "ok"
         except ReconcilerError as e:
             checks["docker"] = f"failed: {e}"
+        if service.proxy is not None:
+            try:
+                service.proxy.router.check()
+                checks["proxy"] = "ok"
+            except ReconcilerError as e:
+                checks["proxy"] = f"failed: {e}"
         bad = [r for r, res in service.last_result.items() if not res.ok]
         checks["last_pass"] = "ok" if not bad else f"failed for {', '.join(sorted(bad))}"
         ok = all(v == "ok" for v in checks.values())
@@ -91,6 +98,15 @@ def create_app(settings: Settings, service: Service) -> Flask:
             return False
         tokens = [t for t in (settings.metrics.token, settings.api.token) if t]
         return any(hmac.compare_digest(given[7:].encode(), t.encode()) for t in tokens)
+
+    @app.get(ASK_PATH)
+    def proxy_ask() -> Any:
+        """Caddy's on-demand TLS asks here before it gets a certificate for a host: yes
+        (200) only for hosts of environments hoody routes."""
+        domain = request.args.get("domain", "")
+        if service.proxy is not None and service.proxy.router.knows(domain):
+            return jsonify({"allowed": True})
+        return jsonify({"allowed": False}), 404
 
     @app.get("/metrics")
     def metrics() -> Response:

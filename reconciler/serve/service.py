@@ -13,13 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.crontab import CronEntry
-from reconciler.core.errors import UNEXPECTED_RETRY_AFTER, retry_delay
+from reconciler.core.errors import (
+    UNEXPECTED_RETRY_AFTER,
+    ProxyFailure,
+    ProxyUnavailable,
+    ReconcilerError,
+    retry_delay,
+)
 from reconciler.core.settings import RepoSettings, Settings
 from reconciler.cron.jobs import DockerJobRunner, Outcome
 from reconciler.cron.scheduler import Scheduler
 from reconciler.cron.sync import ScheduleSync
 from reconciler.gitops.controller import Controller, PassResult
 from reconciler.gitops.workqueue import WorkQueue
+from reconciler.proxy import Proxy
 from reconciler.runtime import Runtime
 from reconciler.serve.feedback import Feedback
 from reconciler.serve.metrics import Gauges, Metrics
@@ -65,8 +72,13 @@ class Service:
         self.runtime = runtime
         self._clients: dict[str, Any] = {}
         self.notifier = Notifier(settings.notify)
+        self.proxy: Proxy | None = Proxy(settings) if settings.proxy else None
         self.controller = controller or Controller(
-            settings, store, runtime, provider_client=self.provider_client
+            settings,
+            store,
+            runtime,
+            provider_client=self.provider_client,
+            router=self.proxy.router if self.proxy else None,
         )
         self.feedback: Feedback | None = None
         if any(r.api_token for r in settings.repos):
@@ -150,6 +162,9 @@ class Service:
             self.feedback.start()
         self.scheduler.start()
         self.notifier.start()
+        if self.proxy is not None:
+            self._start_proxy()
+            self._spawn("proxy", self._supervise_proxy)
         for repo in self.settings.repos:  # a full pass at once
             self.queue.add(repo.name)
         workers = max(1, min(len(self.settings.repos), 4))
@@ -160,6 +175,40 @@ class Service:
             for repo in self.settings.repos:
                 if repo.is_local:
                     self._spawn(f"watch-{repo.name}", self._watch, repo)
+
+    def _start_proxy(self) -> None:
+        """hoody's Caddy up (or adopted), every route rebuilt from the labels of what runs;
+        routes of environments that are gone are not in that table, so they go too."""
+        assert self.proxy is not None
+        try:
+            observed = self.runtime.observe()
+            mine = {n: e for n, e in observed.items() if self.settings.repo(e.repo)}
+            self.proxy.start(mine)
+            log.info("proxy: %d environments routed", len(self.proxy.router.table))
+        except (ProxyUnavailable, ProxyFailure) as e:
+            self._proxy_note(f"{e}; environments keep running, routes follow when it is back")
+        except ReconcilerError as e:  # the engine: the first pass reports it
+            log.warning("proxy: routes not rebuilt at start: %s", e)
+
+    def _supervise_proxy(self) -> None:
+        """Restart hoody's Caddy when it dies (with every route), within a second."""
+        assert self.proxy is not None
+        failing = False
+        while not self._stop.wait(1.0):
+            try:
+                if self.proxy.supervise():
+                    self._proxy_note("caddy had stopped; started again with every route", "warning")
+                failing = False
+            except (ProxyUnavailable, ProxyFailure) as e:
+                if not failing:
+                    self._proxy_note(str(e))
+                failing = True
+            except Exception:
+                log.exception("proxy supervisor")
+
+    def _proxy_note(self, message: str, level: str = "error") -> None:
+        for repo in self.settings.repos:
+            self.controller.note(repo.name, None, "proxy", message, level=level, force=True)
 
     def _spawn(self, name: str, target: object, *args: object) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)  # type: ignore[arg-type]
@@ -244,3 +293,5 @@ class Service:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self.proxy is not None:
+            self.proxy.stop()

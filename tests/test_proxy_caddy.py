@@ -74,7 +74,7 @@ def test_building_then_ready_then_switch_then_gone(proxy: Proxy) -> None:
     with upstream("blue") as blue, upstream("green") as green:
         r.route_ready(env, {"web": {8080: blue}})
         assert fetch(port, "main-shop.localhost")[2] == "blue"
-        assert fetch(port, "main-shop--8080-web.localhost:%d" % port)[2] == "blue"
+        assert fetch(port, f"main-shop--8080-web.localhost:{port}")[2] == "blue"
         other = desired("feature-x-shop", {"web": (8080,)})
         r.route_ready(other, {"web": {8080: green}})
         r.route_ready(env, {"web": {8080: green}})  # one PATCH of this env's route
@@ -189,9 +189,14 @@ def test_rebuild_from_labels_primary_service_and_port_order(proxy: Proxy) -> Non
 def test_someone_elses_caddy_gets_only_hoodys_server(tmp_path: Path) -> None:
     need_caddy()
     sock = tmp_path / "admin.sock"
-    theirs = {"admin": {"listen": f"unix/{sock}", "config": {"persist": False}},
-              "apps": {"http": {"servers": {"theirs": {"listen": [f"127.0.0.1:{free_port()}"],
-                  "routes": [{"handle": [{"handler": "static_response", "body": "theirs"}]}]}}}}}  # fmt: skip
+    server = {
+        "listen": [f"127.0.0.1:{free_port()}"],
+        "routes": [{"handle": [{"handler": "static_response", "body": "theirs"}]}],
+    }
+    theirs = {
+        "admin": {"listen": f"unix/{sock}", "config": {"persist": False}},
+        "apps": {"http": {"servers": {"theirs": server}}},
+    }
     cfg = tmp_path / "caddy.json"
     cfg.write_text(json.dumps(theirs))
     proc = subprocess.Popen(

@@ -39,12 +39,12 @@ def free_port() -> int:
 class LiveService:
     """`hoody serve` minus the process: Service + Flask app under waitress on a port."""
 
-    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+    def __init__(self, settings: Settings, runtime: Runtime, port: int | None = None) -> None:
         self.settings = settings
         self.store = Store(settings.database_url, settings.retention)
         self.service = Service(settings, self.store, runtime)
         self.app = create_app(settings, self.service)
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = make_server(self.app, settings.server, host="127.0.0.1", port=self.port)
         self._closing = False
         self._thread = threading.Thread(target=self._serve, daemon=True)

@@ -36,6 +36,8 @@ class CaddyProcess:
         self.config_path = self.dir / "caddy.json"
         self.pidfile = self.dir / "caddy.pid"
         self.logfile = self.dir / "caddy.log"
+        # tls: internal — the root certificate to trust (browsers, curl --cacert)
+        self.root_ca = self.data_dir / "pki" / "authorities" / "local" / "root.crt"
         sock = self.dir / "admin.sock"
         if len(str(sock)) > _SOCKET_MAX:  # a deep state_dir: a short private directory
             digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]

@@ -23,7 +23,7 @@ from reconciler.core.settings import ProxySettings, RepoSettings, ServerSettings
 from reconciler.runtime.docker import DockerRuntime
 
 from .conftest import GitRemote, cleanup_repo, unique
-from .proxy_helpers import fetch, free_port, need_caddy
+from .proxy_helpers import fetch, free_port, need_caddy, need_reload_without_resets
 from .webhook_helpers import LiveService, wait_for
 
 pytestmark = pytest.mark.docker
@@ -146,6 +146,7 @@ class ClientLoop:
 
 
 def test_the_url_stays_and_an_update_drops_no_request(setup: Setup) -> None:
+    need_reload_without_resets()
     s, env = setup, f"main-{setup.app}"
     url = f"http://{env}.localhost:{s.port}/"
     assert s.get(env) == (200, "main v1")

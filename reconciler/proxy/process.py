@@ -171,6 +171,33 @@ class CaddyProcess:
         return "\n".join(text.strip().splitlines()[-lines:])
 
 
+MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
+
+def reload_resets_connections() -> str | None:
+    """Caddy opens a new SO_REUSEPORT listener per config change and closes the old one;
+    Linux resets the connections still queued on the closed one unless
+    net.ipv4.tcp_migrate_req is 1 (Linux >= 5.14), which moves them to the new listener.
+    A warning when that is off, None when it is on (or not Linux)."""
+    try:
+        value = MIGRATE_REQ.read_text().strip()
+    except OSError:
+        return (
+            None
+            if not Path("/proc/sys/net/ipv4").is_dir()
+            else (
+                "this kernel has no net.ipv4.tcp_migrate_req (Linux < 5.14): a route change can "
+                "reset a connection being accepted at that instant"
+            )
+        )
+    if value == "1":
+        return None
+    return (
+        "net.ipv4.tcp_migrate_req is 0: a route change can reset a connection being accepted "
+        "at that instant; `sysctl -w net.ipv4.tcp_migrate_req=1` makes updates drop nothing"
+    )
+
+
 def _running(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

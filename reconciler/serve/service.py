@@ -27,6 +27,7 @@ from reconciler.cron.sync import ScheduleSync
 from reconciler.gitops.controller import Controller, PassResult
 from reconciler.gitops.workqueue import WorkQueue
 from reconciler.proxy import Proxy
+from reconciler.proxy.process import reload_resets_connections
 from reconciler.runtime import Runtime
 from reconciler.serve.feedback import Feedback
 from reconciler.serve.metrics import Gauges, Metrics
@@ -185,6 +186,9 @@ class Service:
             mine = {n: e for n, e in observed.items() if self.settings.repo(e.repo)}
             self.proxy.start(mine)
             log.info("proxy: %d environments routed", len(self.proxy.router.table))
+            warning = reload_resets_connections()
+            if warning:
+                self._proxy_note(warning, "warning")
         except (ProxyUnavailable, ProxyFailure) as e:
             self._proxy_note(f"{e}; environments keep running, routes follow when it is back")
         except ReconcilerError as e:  # the engine: the first pass reports it

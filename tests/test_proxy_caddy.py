@@ -97,7 +97,7 @@ def test_each_change_is_one_route_by_id_and_the_catchall_stays_last(proxy: Proxy
         routes = proxy.router.admin.get("/config/apps/http/servers/hoody/routes")
     ids = [x.get("@id") for x in routes]
     assert ids[:3] == ["hoody-env-e2-shop", "hoody-env-e1-shop", "hoody-env-e0-shop"]
-    assert ids[3:] == ["hoody-catchall", None]
+    assert ids[3:] == ["hoody-upstream", "hoody-catchall", None]
 
 
 def test_a_service_without_ports_gets_no_route(proxy: Proxy) -> None:

@@ -1,10 +1,16 @@
 """Caddy JSON for hoody's routes: pure functions, no I/O.
 
 hoody owns one HTTP server, `hoody`, in Caddy's config. Its routes are one route per
-environment (`@id` `hoody-env-<env>`, matched on all the environment's hosts), then a
-catch-all for any other host under the domain (404 naming the environment that is gone),
-then a plain 404. New environment routes are inserted at the front, so the catch-all
-stays last; a change to one environment is one PATCH of its route.
+environment (`@id` `hoody-env-<env>`, matched on all the environment's hosts), then one
+shared reverse proxy, then a catch-all for any other host under the domain (404 naming
+the environment that is gone), then a plain 404. An environment that serves only sets
+the variable `hoody_upstream` (host:port) for its hosts; one starting answers 503 itself.
+New environment routes are inserted at the front, so the shared routes stay last; a
+change to one environment is one PATCH of its route.
+
+Caddy re-provisions its whole configuration on every change, so the cost of a change
+grows with the size of everything: a `vars` handler per environment instead of a
+`reverse_proxy` each makes a change with 500 environments about three times cheaper.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from reconciler.core.settings import ProxySettings
 SERVER = "hoody"
 ROUTES = f"/config/apps/http/servers/{SERVER}/routes"
 CATCHALL_ID = "hoody-catchall"
+UPSTREAM_ID = "hoody-upstream"
+UPSTREAM_VAR = "hoody_upstream"
 TLS_POLICY_ID = "hoody-tls"
 RETRY_AFTER = 5
 
@@ -80,43 +88,68 @@ def building_handler(env: str) -> dict[str, Any]:
     return _static(503, body, {"Retry-After": str(RETRY_AFTER)})
 
 
-def _proxy_to(dial: str) -> dict[str, Any]:
+def _upstream(dial: str) -> dict[str, Any]:
+    return {"handler": "vars", UPSTREAM_VAR: dial}
+
+
+def upstream_route() -> dict[str, Any]:
+    """The one reverse proxy, to whatever an environment's route set (an address only:
+    an unset variable reads as `<nil>` and falls through to the catch-all)."""
     return {
-        "handler": "reverse_proxy",
-        "upstreams": [{"dial": dial}],
-        # A dial that fails (a container going away) is retried briefly, not a 502 at once.
-        "load_balancing": {"try_duration": "1s", "try_interval": "50ms"},
+        "@id": UPSTREAM_ID,
+        "match": [
+            {
+                "vars_regexp": {
+                    UPSTREAM_VAR: {"name": "up", "pattern": r"^[0-9a-zA-Z.:\[\]-]+:[0-9]+$"}
+                }
+            }
+        ],
+        "handle": [
+            {
+                "handler": "reverse_proxy",
+                "upstreams": [{"dial": f"{{http.vars.{UPSTREAM_VAR}}}"}],
+                # A dial that fails (a container going away) is retried briefly, not a
+                # 502 at once.
+                "load_balancing": {"try_duration": "1s", "try_interval": "50ms"},
+            }
+        ],
+        "terminal": True,
     }
 
 
 def env_route(route: EnvRoute, domain: str) -> dict[str, Any]:
     hosts = [f"{label}.{domain}" for label, _ in route.hosts]
     if route.building:
-        handle = [building_handler(route.env)]
+        return {
+            "@id": route_id(route.env),
+            "match": [{"host": hosts}],
+            "handle": [building_handler(route.env)],
+            "terminal": True,
+        }
     else:
         by_dial: dict[str, list[str]] = {}
         for label, dial in route.hosts:
             if dial is not None:
                 by_dial.setdefault(dial, []).append(f"{label}.{domain}")
-        if len(by_dial) == 1:
-            handle = [_proxy_to(next(iter(by_dial)))]
-        else:
-            handle = [
-                {
-                    "handler": "subroute",
-                    "routes": [
-                        {"match": [{"host": group}], "handle": [_proxy_to(dial)], "terminal": True}
-                        for dial, group in by_dial.items()
-                    ]
-                    + [{"handle": [building_handler(route.env)]}],
-                }
+        if len(by_dial) == 1 and len(by_dial[next(iter(by_dial))]) == len(hosts):
+            handle = [_upstream(next(iter(by_dial)))]
+        else:  # several ports: each host its own; one not started yet is "starting"
+            inner: list[dict[str, Any]] = [
+                {"match": [{"host": group}], "handle": [_upstream(dial)]}
+                for dial, group in by_dial.items()
             ]
-    return {
-        "@id": route_id(route.env),
-        "match": [{"host": hosts}],
-        "handle": handle,
-        "terminal": True,
-    }
+            pending = [f"{label}.{domain}" for label, dial in route.hosts if dial is None]
+            if pending:
+                inner.append(
+                    {
+                        "match": [{"host": pending}],
+                        "handle": [building_handler(route.env)],
+                        "terminal": True,
+                    }
+                )
+            handle = [{"handler": "subroute", "routes": inner}]
+    # Not terminal: the shared upstream route below proxies.
+    return {"@id": route_id(route.env), "match": [{"host": hosts}], "handle": handle}
 
 
 def host_pattern(domain: str) -> str:
@@ -156,7 +189,7 @@ def server(proxy: ProxySettings, routes: list[EnvRoute]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "listen": [proxy.listen],
         "routes": [env_route(r, proxy.domain) for r in routes if r.hosts]
-        + [catchall_route(proxy.domain), fallback_route()],
+        + [upstream_route(), catchall_route(proxy.domain), fallback_route()],
     }
     if proxy.tls == "off":
         out["automatic_https"] = {"disable": True}

@@ -25,7 +25,7 @@ def test_unset_means_no_proxy_and_defaults_when_set() -> None:
 
 def test_full_section_and_urls() -> None:
     p = parse(
-        "proxy:\n  domain: Preview.Example.com\n  listen: ':443'\n"
+        "proxy:\n  domain: preview.example.com\n  listen: ':443'\n"
         "  admin: unix//run/caddy/admin.sock\n  tls: acme\n  drain: 500ms\n"
     ).proxy
     assert p.domain == "preview.example.com" and p.tls == "acme" and p.drain == 0.5
@@ -40,10 +40,12 @@ def test_full_section_and_urls() -> None:
     ("text", "path", "message"),
     [
         ("proxy: {domian: x}\n", "proxy.domian", "unknown key"),
-        ("proxy: {domain: 'a_b.com'}\n", "proxy.domain", "not a domain"),
+        ("proxy: {domain: 'a_b.com'}\n", "proxy.domain", "not a lower-case domain"),
+        ("proxy: {domain: 'Example.com'}\n", "proxy.domain", "not a lower-case domain"),
         ("proxy: {listen: '8088'}\n", "proxy.listen", "host:port"),
         ("proxy: {listen: 'x:99999'}\n", "proxy.listen", "host:port"),
-        ("proxy: {tls: yes}\n", "proxy.tls", "one of off, internal, acme"),
+        ("proxy: {tls: 'on'}\n", "proxy.tls", "one of off, internal, acme"),
+        ("proxy: {tls: yes}\n", "proxy.tls", "expected a string"),
         ("proxy: {admin: 'localhost:2019'}\n", "proxy.admin", "http://host:port"),
         ("proxy: {drain: soon}\n", "proxy.drain", "not a duration"),
     ],

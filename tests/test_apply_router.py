@@ -14,6 +14,7 @@ from reconciler.core.model import DesiredEnvironment, ObservedEnvironment
 from reconciler.core.settings import ProxySettings, RepoSettings, Settings
 from reconciler.gitops.controller import Controller
 from reconciler.runtime.memory import MemoryRuntime
+from reconciler.serve.feedback import render
 from reconciler.storage.store import Store
 
 from .conftest import GitRemote
@@ -88,6 +89,9 @@ def test_create_update_remove_order(tmp_path: Path, remote: GitRemote) -> None:
     assert rec.ready[-1]["web"] == web.ports
     status = ctl.store.environment("main-shop")
     assert status and status["url"] == "http://main-shop.localhost:8088/"
+    # What the PR comment and the commit status are made from carries the same URL.
+    body, state, _ = render("main-shop", "healthy", ctl._info["main-shop"])
+    assert "- URL: http://main-shop.localhost:8088/" in body and state == "success"
 
     rt.calls.clear()
     remote.commit("main", {".hoody/app.yaml": SPEC.format(v="2")})

@@ -6,8 +6,11 @@ http://<env>.localhost:<port>/ (which resolves to loopback). Never to a containe
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -105,6 +108,25 @@ def setup(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any) -> Itera
         yield s
 
 
+def envs_cli(s: Setup) -> dict[str, Any]:
+    """`hoody envs --json` against the same state and repo, as a person would run it."""
+    cfg = s.live.settings
+    assert cfg.proxy is not None
+    config = cfg.state_dir.parent / "hoody.yaml"
+    config.write_text(
+        f"state_dir: {cfg.state_dir}\nrepos:\n  - name: {s.app}\n    url: {cfg.repos[0].url}\n"
+        f"proxy: {{listen: '{cfg.proxy.listen}'}}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli.main", "--config", str(config), "envs", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return {e["name"]: e for e in json.loads(out.stdout)}
+
+
 class ClientLoop:
     """Requests to one URL back to back (a new connection each, like a browser tab being
     reloaded) until stopped; bounded in time."""
@@ -154,6 +176,7 @@ def test_the_url_stays_and_an_update_drops_no_request(setup: Setup) -> None:
     api = requests.get(f"{s.live.url}/api/v1/environments/{env}", timeout=5).json()
     assert api["url"] == url
     assert url in requests.get(f"{s.live.url}/", timeout=5).text
+    assert envs_cli(s)[env]["url"] == url  # `hoody envs`
     assert s.get(f"{env}--8080-web") == (200, "main v1")  # the service's own host
     # The worker publishes nothing: no host of its own, and no error anywhere.
     assert fetch(s.port, f"{env}--8080-worker.localhost")[0] == 404

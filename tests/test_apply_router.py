@@ -157,3 +157,21 @@ def test_url_template_still_wins_and_no_port_means_no_url(
     ctl2, _, _ = make(tmp_path / "2", remote)
     assert ctl2.reconcile("shop").ok
     assert ctl2.store.environment("jobs-shop")["url"] is None  # type: ignore[index]
+
+
+def test_a_create_that_never_got_healthy_keeps_answering_starting(
+    tmp_path: Path, remote: GitRemote
+) -> None:
+    remote.commit(
+        "main",
+        {".hoody/app.yaml": SPEC.format(v="1").replace("busybox:1.36, ports", "bad:1, ports")},
+    )
+    ctl, rt, _ = make(tmp_path, remote)
+    rt.images.add("bad:1")
+    rt.unhealthy_images.add("bad:1")
+    ctl.applier.clock = iter(range(0, 10_000, 100)).__next__  # start_period passes at once
+    assert not ctl.reconcile("shop").ok
+    assert "route_building" in rt.calls and "route_ready" not in rt.calls
+    rt.calls.clear()
+    ctl.reconcile("shop")  # a no-op pass: the failed version's containers run, unhealthy
+    assert not any(c.startswith(("route_ready", "route_observed")) for c in rt.calls)

@@ -64,10 +64,13 @@ class Proxy:
         )
 
     def start(self, observed: Mapping[str, ObservedEnvironment]) -> None:
-        """Start (or adopt) hoody's Caddy, then every route from the labels."""
+        """Every route from the labels, then hoody's Caddy started (or adopted) with them
+        all at once, or them pushed into someone else's Caddy."""
+        self.router.rebuild(observed, push=self.process is None)
         if self.process is not None:
-            self.process.start(self._config(list(self.router.table.values())))
-        self.router.rebuild(observed)
+            with self.router.locked():
+                self.process.start(self._config(list(self.router.table.values())))
+                self.router.dirty = False
 
     def supervise(self) -> bool:
         """Restart hoody's Caddy if it died, with every route; True if it did."""

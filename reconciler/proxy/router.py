@@ -97,7 +97,7 @@ class CaddyRouter:
             for name in [n for n, r in self.table.items() if r.repo == repo and n not in envs]:
                 self.route_gone(name)
 
-    def rebuild(self, observed: Mapping[str, ObservedEnvironment]) -> None:
+    def rebuild(self, observed: Mapping[str, ObservedEnvironment], push: bool = True) -> None:
         """The table from labels alone (at start), then one push of the whole server."""
         with self._lock:
             self.table = {}
@@ -106,7 +106,8 @@ class CaddyRouter:
                 if route.hosts:
                     self.table[env.name] = route
             self.dirty = True
-        self.heal()
+        if push:
+            self.heal()
 
     def heal(self) -> None:
         """Push everything again if a write failed or Caddy lost hoody's server (restarted,

@@ -50,7 +50,8 @@ class CaddyRouter:
         self.proxy = proxy
         self.admin = admin
         self.ask_url = ask_url
-        self.upstream_host = "127.0.0.1" if publish_host in ("0.0.0.0", "") else publish_host
+        host = "127.0.0.1" if publish_host in ("0.0.0.0", "") else publish_host
+        self.upstream_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         # Set when hoody runs Caddy itself: a heal loads the whole config (admin, storage,
         # TLS); otherwise only hoody's server (and TLS policy) inside someone's Caddy.
         self.full_config = full_config
@@ -60,9 +61,6 @@ class CaddyRouter:
         self._lock = threading.RLock()
 
     # -- what the applier and the controller call ---------------------------------------
-
-    def url(self, env: str) -> str:
-        return self.proxy.url(env)
 
     def route_building(self, env: DesiredEnvironment) -> None:
         labels = host_labels(env.name, published_of(env))

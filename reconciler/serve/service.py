@@ -185,7 +185,13 @@ class Service:
             observed = self.runtime.observe()
             mine = {n: e for n, e in observed.items() if self.settings.repo(e.repo)}
             self.proxy.start(mine)
-            log.info("proxy: %d environments routed", len(self.proxy.router.table))
+            p = self.proxy.settings
+            log.info(
+                "proxy: %s serves *.%s (%d environments routed)",
+                p.listen,
+                p.domain,
+                len(self.proxy.router.table),
+            )
             warning = reload_resets_connections()
             if warning:
                 self._proxy_note(warning, "warning")

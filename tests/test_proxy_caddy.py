@@ -228,3 +228,31 @@ def test_someone_elses_caddy_gets_only_hoodys_server(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_tls_acme_configuration_is_accepted_offline(tmp_path: Path) -> None:
+    """ACME itself needs the internet; what can be checked here: Caddy takes the config
+    (on-demand certificates from the acme issuer, gated by hoody's ask endpoint, no :80
+    redirect listener) and obtains nothing until a handshake of an allowed host."""
+    need_caddy()
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        server=ServerSettings(host="0.0.0.0", port=free_port()),
+        proxy=ProxySettings(listen=f"127.0.0.1:{free_port()}", tls="acme", domain="example.com"),
+    )
+    p = Proxy(settings)
+    p.start({})
+    try:
+        tls = p.router.admin.get("/config/apps/tls/automation")
+        assert tls["on_demand"]["ask"] == f"http://127.0.0.1:{settings.server.port}/proxy/ask"
+        (policy,) = tls["policies"]
+        assert policy["subjects"] == ["*.example.com"] and policy["on_demand"] is True
+        assert policy["issuers"] == [{"module": "acme"}]
+        server = p.router.admin.get("/config/apps/http/servers/hoody")
+        assert server["automatic_https"] == {
+            "disable_redirects": True,
+            "disable_certificates": True,
+        }
+        assert p.settings.url("pr-42-shop") == f"https://pr-42-shop.example.com:{p.settings.port}/"
+    finally:
+        p.stop()

@@ -13,6 +13,7 @@ from reconciler.core.errors import ProxyUnavailable
 from reconciler.core.model import DesiredEnvironment, ObservedEnvironment
 from reconciler.core.settings import ProxySettings, RepoSettings, Settings
 from reconciler.gitops.controller import Controller
+from reconciler.gitops.records import EnvChange
 from reconciler.runtime.memory import MemoryRuntime
 from reconciler.serve.feedback import render
 from reconciler.storage.store import Store
@@ -59,6 +60,21 @@ class Recorder:
         self._call("heal")
 
 
+class Changes:
+    """A controller listener, as PR feedback is one."""
+
+    def __init__(self, into: list[EnvChange]) -> None:
+        self.into = into
+
+    def environment_changed(self, change: EnvChange) -> None:
+        self.into.append(change)
+
+    def pull_request_decided(
+        self, repo: str, number: int, sha: str, message: str, queued: bool
+    ) -> None:
+        pass
+
+
 def make(tmp_path: Path, remote: GitRemote, **settings: object):  # type: ignore[no-untyped-def]
     runtime = MemoryRuntime()
     runtime.images.add("busybox:1.36")
@@ -81,6 +97,8 @@ def after(calls: list[str], first: str) -> list[str]:
 def test_create_update_remove_order(tmp_path: Path, remote: GitRemote) -> None:
     remote.commit("main", {".hoody/app.yaml": SPEC.format(v="1")})
     ctl, rt, rec = make(tmp_path, remote)
+    changes: list[EnvChange] = []
+    ctl.listeners.append(Changes(changes))
     assert ctl.reconcile("shop").ok
     calls = [c for c in rt.calls if c.startswith(("route", "start", "create", "sleep"))]
     assert calls.index("route_building") < calls.index("create")
@@ -90,7 +108,8 @@ def test_create_update_remove_order(tmp_path: Path, remote: GitRemote) -> None:
     status = ctl.store.environment("main-shop")
     assert status and status["url"] == "http://main-shop.localhost:8088/"
     # What the PR comment and the commit status are made from carries the same URL.
-    body, state, _ = render("main-shop", "healthy", ctl._info["main-shop"])
+    healthy = next(c for c in changes if c.status == "healthy")
+    body, state, _ = render("main-shop", "healthy", healthy.info)
     assert "- URL: http://main-shop.localhost:8088/" in body and state == "success"
 
     rt.calls.clear()
@@ -136,7 +155,7 @@ def test_a_proxy_that_cannot_switch_keeps_the_old_version(
     rec.fail = {"route_ready", "heal"}
     remote.commit("main", {".hoody/app.yaml": SPEC.format(v="2")})
     result = ctl.reconcile("shop")
-    assert any("unreachable" in e for e in result.errors) and result.requeue_after == 10.0
+    assert any("unreachable" in e for e in result.errors) and result.retry_after == 10.0
     assert {c.id for c in rt.observe("shop")["main-shop"].containers} == before
     kinds = [e.kind for e in ctl.store.events(repo="shop", limit=50)]
     assert "proxy_unavailable" in kinds

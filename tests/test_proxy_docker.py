@@ -326,3 +326,40 @@ def test_caddy_unreachable_is_reported_and_tears_nothing_down(
         after = runtime.observe(s.app)[env]
         assert {c.id for c in after.containers} == live_before  # the old version kept
         assert after.commit == first
+
+
+def test_a_restarted_hoody_routes_from_labels_alone(tmp_path: Path, docker_engine: Any) -> None:
+    """The routes come back from the containers' labels before any pass has run; an
+    environment whose containers are gone meanwhile gets no route (its host is 404)."""
+    need_caddy()
+    app = unique("px")
+    remote = GitRemote(tmp_path / "git")
+    first = remote.commit("main", spec(app, "main v1"))
+    remote.commit("feature/x", spec(app, "feature v1"), base="main")
+    settings = make_settings(tmp_path, app, remote)
+    assert settings.proxy is not None
+    port, main, feature = settings.proxy.port, f"main-{app}", f"feature-x-{app}"
+    try:
+        with LiveService(settings, DockerRuntime(), port=settings.server.port) as live:
+            s = Setup(live, remote, app, port, first)
+            s.wait_healthy(main, first)
+            wait_for(lambda: s.status(feature).get("status") == "healthy", 90, "feature")
+        # hoody (and its Caddy) stopped; the containers still run. Remove one environment's.
+        for c in docker_engine.containers.list(
+            all=True, filters={"label": [f"hoody.env={feature}"]}
+        ):
+            c.remove(force=True)
+        with pytest.raises(OSError):
+            fetch(port, f"{main}.localhost", timeout=1)
+        restarted = LiveService(settings, DockerRuntime(), port=settings.server.port)
+        try:
+            restarted.service._start_proxy()  # what start() does first; no pass has run
+            assert fetch(port, f"{main}.localhost")[2].strip() == "main v1"
+            assert fetch(port, f"{main}--8080-web.localhost")[2].strip() == "main v1"
+            status, _, body = fetch(port, f"{feature}.localhost")
+            assert status == 404 and f"{feature} is gone" in body
+        finally:
+            restarted.server.close()
+            restarted.service.stop()
+    finally:
+        cleanup_repo(docker_engine, app)

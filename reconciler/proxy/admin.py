@@ -15,6 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.core.errors import ProxyFailure, ProxyUnavailable
+from reconciler.core.errors import ProxyNotFound as NotFound
+
+__all__ = ["CaddyAdmin", "NotFound"]
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -31,10 +34,6 @@ class _UnixConnection(http.client.HTTPConnection):
             sock.close()
             raise
         self.sock = sock
-
-
-class NotFound(ProxyFailure):
-    """The path or `@id` does not exist in Caddy's configuration."""
 
 
 class CaddyAdmin:

@@ -7,9 +7,11 @@ dashboard answer, and SIGTERM stops the service cleanly: the running job is reco
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from .conftest import cleanup_repo, git, unique
@@ -171,4 +173,12 @@ def test_the_image_serves_a_mounted_repo_and_stops_cleanly_on_sigterm(
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
         subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
-        cleanup_repo(docker_engine, name)
+        # The engine can report a network's endpoint a moment after its container went.
+        for attempt in range(3):
+            try:
+                cleanup_repo(docker_engine, name)
+                break
+            except docker.errors.APIError:
+                if attempt == 2:
+                    raise
+                time.sleep(1)

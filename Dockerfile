@@ -6,11 +6,12 @@
 # With a Debian base that has no Python, the interpreter comes from Debian's packages.
 ARG BASE=python:3.12-slim
 
-# What runs: Python (the base's own, else Debian's python3), git for the mirrors, tini as
-# PID 1 (forwards SIGTERM to hoody and reaps what it spawns), a non-root user.
+# What runs: Python (the base's own, else Debian's python3), git for the mirrors, Caddy
+# for `proxy:` with `admin: null` (hoody starts it), tini as PID 1 (forwards SIGTERM to
+# hoody and reaps what it spawns), a non-root user.
 FROM ${BASE} AS runtime
 RUN set -eux; \
-    pkgs="git tini"; \
+    pkgs="git tini caddy"; \
     command -v python3 >/dev/null || pkgs="$pkgs python3"; \
     apt-get update; \
     apt-get install -y --no-install-recommends $pkgs; \

@@ -71,6 +71,12 @@ def test_the_production_stack_deploys_the_demo_through_caddy(
         f"public_url: http://hoody.localhost:{caddy_port}\n"
         'api: {token: "${HOODY_API_TOKEN}"}\n'
         "scheduler: {shutdown_grace: 2s, kill_grace: 2s}\n"
+        "proxy:\n"
+        "  domain: localhost\n"
+        f"  listen: 127.0.0.1:{preview_port}\n"
+        f"  admin: http://127.0.0.1:{admin_port}\n"
+        "  tls: off\n"
+        f'url_template: "http://{{env}}.localhost:{caddy_port}/"\n'
         "repos:\n"
         f"  - name: {name}\n"
         "    url: file:///srv/git/demo.git\n"  # not a local path: webhooks, not a watch
@@ -142,7 +148,13 @@ def test_the_production_stack_deploys_the_demo_through_caddy(
         wait_for(lambda: http(f"{front}/healthz", site)[0] == 200, 120, "/healthz via Caddy")
         listed = wait_for(lambda: healthy(main), 180, "main deployed at start-up")
         assert feature not in listed
-        assert "hello from main" in http(listed[main]["url"])[1]
+        # The stable URL, through Caddy's public server and hoody's routes behind it.
+        assert listed[main]["url"] == f"http://{main}.localhost:{caddy_port}/"
+        assert "hello from main" in wait_for(
+            lambda: (r := http(f"{front}/", f"{main}.localhost"))[0] == 200 and r[1],
+            60,
+            "main through Caddy",
+        )
         status, page = http(f"{front}/", site)
         assert status == 200 and main in page
 
@@ -163,7 +175,9 @@ def test_the_production_stack_deploys_the_demo_through_caddy(
         )  # fmt: skip
         assert status == 202, answer
         listed = wait_for(lambda: healthy(main, feature), 180, "the pushed branch deployed")
-        assert "hello from feature/hello" in http(listed[feature]["url"])[1]
+        status, page = http(f"{front}/", f"{feature}.localhost")
+        assert status == 200 and "hello from feature/hello" in page
+        assert http(f"{front}/", f"gone-{name}.localhost")[0] == 404  # no such environment
 
         # Mutations need the API token.
         sync = f"{front}/api/v1/repos/{name}/sync"

@@ -42,6 +42,12 @@ def test_hoody_yaml_loads_with_the_variables_of_env_example() -> None:
     assert settings.database_url.startswith("postgresql")
     (shop,) = settings.repos
     assert shop.webhook_secret == env["SHOP_WEBHOOK_SECRET"]
+    # hoody's routes live in the stack's Caddy, behind its public server (Caddyfile).
+    proxy = settings.proxy
+    assert proxy is not None and proxy.tls == "off" and proxy.domain == env["PREVIEW_DOMAIN"]
+    assert proxy.admin == f"http://127.0.0.1:{env['CADDY_ADMIN_PORT']}"
+    assert proxy.listen == f"127.0.0.1:{env['PREVIEW_PORT']}"
+    assert settings.url_template == f"https://{{env}}.{env['PREVIEW_DOMAIN']}/"
 
 
 def test_compose_file_is_accepted_with_the_env_example(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 PostgreSQL and Caddy (each image built from the local Debian base with Debian's packages),
 on the stack's own compose.yaml and Caddyfile with the test's .env. The demo repository
 is deployed through the front door: its main branch at start-up, then a branch pushed and
-announced by a signed webhook through Caddy; the API answers through Caddy, mutations need
-the token, the state is in PostgreSQL, and `docker-compose down -v` takes it all away."""
+announced by a signed webhook through Caddy; each environment answers at its stable host
+through Caddy's public server and hoody's routes behind it, the API answers through Caddy,
+mutations need the token, the state is in PostgreSQL, and `docker-compose down -v` takes
+it all away."""
 
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ from reconciler.core.cronexpr import (
     next_fire_at,
     parse_expr,
 )
+from reconciler.core.cronlex import env_value, first_word, is_duration, split_percent
 from reconciler.core.cronwords import (
     describe_duration,
     explain_expr,
@@ -38,6 +39,7 @@ from reconciler.core.cronwords import (
     parse_duration,
 )
 from reconciler.core.errors import ExprError, SpecError, SpecErrors
+from reconciler.core.httpjob import HttpRequest, JobKind
 from reconciler.core.model import CRONTAB_FILE
 
 CronKind = Literal["cron", "every", "reboot", "once"]
@@ -78,6 +80,12 @@ class CronEntry:
     shell: str = "/bin/sh"
     every: float | None = None  # seconds, for @every
     run_at: datetime | None = None  # for "once": a managed one-shot job (not in crontabs)
+    request: HttpRequest | None = None  # an HTTP job: `command` is then its text as written
+
+    @property
+    def job_kind(self) -> JobKind:
+        """What a firing does: run `command` in the container, or make `request`."""
+        return "http" if self.request is not None else "command"
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ def parse_crontab(text: str, file: str = CRONTAB_FILE, default_timezone: str = "
             continue
         assignment = _ENV_LINE.fullmatch(line)
         if assignment:
-            name, value = assignment["name"], _env_value(assignment["value"])
+            name, value = assignment["name"], env_value(assignment["value"])
             if not _ENV_NAME.fullmatch(name):
                 error(number, None, f"{name!r} is not a valid environment variable name")
             elif value is None:
@@ -144,7 +152,7 @@ def parse_crontab(text: str, file: str = CRONTAB_FILE, default_timezone: str = "
         if parsed is None:
             continue
         raw_schedule, schedule, kind, every, rest = parsed
-        command, stdin = _split_percent(rest)
+        command, stdin = split_percent(rest)
         if stdin is not None:
             warnings.append(
                 f"{file}:{number}: unescaped % ends the command; the rest becomes stdin "
@@ -187,9 +195,9 @@ def _parse_schedule(
     """Split a job line into (raw schedule, schedule, kind, every, rest of line)."""
     kind: CronKind
     if line.startswith("@"):
-        word, rest = _first_word(line)
+        word, rest = first_word(line)
         if word == "@every":
-            text, rest = _first_word(rest)
+            text, rest = first_word(rest)
             try:
                 seconds = parse_duration(text)
             except ValueError as exc:
@@ -200,7 +208,7 @@ def _parse_schedule(
                 problems.append(("@every", f"{text} is too {limit}"))
                 return None
             following = rest.split(maxsplit=1)[0] if rest else ""
-            if following and _is_duration(following):
+            if following and is_duration(following):
                 problems.append(("@every", f"write the duration without spaces: {text}{following}"))
                 return None
             raw, schedule, kind, every = (
@@ -239,65 +247,6 @@ def _parse_schedule(
         problems.append(("command", "missing command after the 5 schedule fields"))
         return None
     return " ".join(fields), expr.text, "cron", None, rest
-
-
-def _first_word(text: str) -> tuple[str, str]:
-    parts = text.split(maxsplit=1)
-    return (parts[0] if parts else "", parts[1] if len(parts) > 1 else "")
-
-
-def _is_duration(word: str) -> bool:
-    try:
-        parse_duration(word)
-    except ValueError:
-        return False
-    return True
-
-
-def _env_value(text: str) -> str | None:
-    """cronie's value rules: matching quotes are stripped; None if the quotes don't match."""
-    if text[:1] in ("'", '"'):
-        end = text.find(text[0], 1)
-        if end < 0 or text[end + 1 :].strip():
-            return None
-        return text[1:end]
-    return text.rstrip()
-
-
-def _split_percent(text: str) -> tuple[str, str | None]:
-    """crontab(5) `%`: command up to the first unescaped %, stdin after (cronie's rules)."""
-    out: list[str] = []
-    escaped = False
-    for index, ch in enumerate(text):
-        if escaped:
-            if ch == "%":
-                out[-1] = "%"
-            else:
-                out.append(ch)
-            escaped = False
-        elif ch == "%":
-            return "".join(out), _stdin(text[index + 1 :])
-        else:
-            out.append(ch)
-            escaped = ch == "\\"
-    return "".join(out), None
-
-
-def _stdin(text: str) -> str:
-    out: list[str] = []
-    escaped = False
-    for ch in text:
-        if escaped:
-            if ch != "%":
-                out.append("\\")
-        elif ch == "%":
-            ch = "\n"
-        escaped = ch == "\\"
-        if not escaped:
-            out.append(ch)
-    if escaped:
-        out.append("\\")
-    return "".join(out)
 
 
 def _identity(

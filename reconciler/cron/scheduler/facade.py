@@ -12,14 +12,15 @@ instead of sleeping. `docs/architecture.md` follows one firing through all of th
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 
 from reconciler.core.crontab import Crontab
 from reconciler.cron.fairpool import FairPool
+from reconciler.cron.scheduler import lifecycle
 from reconciler.cron.scheduler.clock import Clock, SystemClock
 from reconciler.cron.scheduler.execution import Execution, Notify, Runner
 from reconciler.cron.scheduler.handover import Handover, no_gc_pause
@@ -35,8 +36,6 @@ from reconciler.cron.scheduler.tables import (
 )
 from reconciler.cron.scheduler.timer import Timer
 from reconciler.storage.runlog import RunLog
-
-log = logging.getLogger(__name__)
 
 
 class Scheduler:
@@ -182,26 +181,16 @@ class Scheduler:
         taken = self.timer.take(now, horizon)
         return self.handover.claim(taken) if taken else 0
 
-    def _loop(self) -> None:
-        while True:
-            with self._tables.lock:
-                if self._stopping:
-                    return
-                wake, now = self.wake_ts(), self.clock.now().timestamp()
-                if wake is None or wake > now:
-                    self._tables.changed.wait(None if wake is None else wake - now)
-                    continue
-            try:
-                self.step()
-            except Exception:
-                log.exception("scheduler: firing step failed; continuing")
-
     def start(self) -> None:
-        n = self.runlog.interrupt_running(owner=self.owner, reason="the scheduler restarted")
-        if n:
-            log.warning("scheduler: %d run(s) left running by a crash are now interrupted", n)
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        self._thread.start()
+        loop = partial(
+            lifecycle.run_loop,
+            self._tables,
+            lambda: self._stopping,
+            self.wake_ts,
+            lambda: self.clock.now().timestamp(),
+            self.step,
+        )
+        self._thread = lifecycle.start(self.runlog, self.owner, loop)
 
     def stop(self) -> None:
         """Stop firing, give back claims whose instant has not come, wait up to
@@ -211,18 +200,9 @@ class Scheduler:
             self._tables.changed.notify_all()
         if self._thread:
             self._thread.join(5)
-        self.handover.give_back_all()
-        self.pool.drop_queued()
-        finished = self.pool.shutdown(self.shutdown_grace)
-        self.runlog.flush()
-        # First record what is still running as interrupted (a final status is never
-        # overwritten), then stop those jobs' processes so nothing is left behind.
-        self.runlog.interrupt_running(owner=self.owner, reason="the service shut down")
-        if not finished:
-            with self._tables.lock:
-                tables = list(self._tables.by_key.values())
-            for h in live_handles(tables):
-                h.cancel()
+        lifecycle.shut_down(
+            self._tables, self.handover, self.pool, self.runlog, self.owner, self.shutdown_grace
+        )
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until no job is queued or running and their runs are written (tests,

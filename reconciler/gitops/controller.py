@@ -96,7 +96,7 @@ class Controller:
         self.settings = settings
         self.store = store
         self.runtime = runtime
-        self.key = load_hash_key(settings.state_dir)
+        self.key = load_hash_key(store, settings.state_dir)
         self.sources = SourceReader(settings, store, self.key, provider_client)
         self.records = Records(store)
         self.note = self.records.note  # public: the scheduler's notes go through it too

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -53,17 +52,12 @@ class Snapshot:
     pr_error: ReconcilerError | None = None  # listing open PRs failed: every PR is held
 
 
-def load_hash_key(state_dir: Path) -> bytes:
-    """The key of spec hashes, kept beside the database so labels never expose secrets."""
+def load_hash_key(store: Store, state_dir: Path) -> bytes:
+    """The key of spec hashes (labels never expose secrets), kept in the database so that
+    every replica hashes alike; a key an older version kept in `state_dir/hash.key` is
+    taken over, so an upgrade redeploys nothing."""
     path = state_dir / "hash.key"
-    if path.exists():
-        return path.read_bytes()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
+    return store.hash_key(path.read_bytes() if path.exists() else None)
 
 
 class SourceReader:

@@ -1,6 +1,7 @@
 """The database schema: one `metadata` with every table, so the store and the run log
 both build on it and neither imports the other. Types stay portable (SQLite and
-PostgreSQL)."""
+PostgreSQL). A change here is also a new revision under `migrations/versions/`
+(`tests/test_migrations.py` fails while the two differ)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ events = sa.Table(
 )
 
 # Keyed by (repo, name): two repos never share a row, even while one of them is being
-# refused a name the other holds. `upgrade()` moves a database of the name-keyed schema.
+# refused a name the other holds. `migrate()` moves a database of the name-keyed schema.
 environments = sa.Table(
     "environments",
     metadata,
@@ -110,41 +111,9 @@ runs = sa.Table(
 )
 
 
-# Columns added after a table first shipped: `create_all` does not add them to a database
-# that already has the table, so `upgrade` does (nullable, so old rows stay valid).
-ADDED_COLUMNS = {"pull_requests": ("event_at",)}
-
-
-def upgrade(engine: sa.Engine) -> None:
-    """Bring an existing database to this schema in place, then create what is missing.
-
-    Version 1 keyed `environments` by name alone and had no `last_output`: its rows are
-    copied into the (repo, name)-keyed table in one transaction, unchanged. Then missing
-    tables are created and the columns of ADDED_COLUMNS added where they are missing."""
-    inspector = sa.inspect(engine)
-    if "environments" in inspector.get_table_names():
-        key = inspector.get_pk_constraint("environments").get("constrained_columns") or []
-        if sorted(key) != ["name", "repo"]:
-            old = [c["name"] for c in inspector.get_columns("environments")]
-            keep = ", ".join(f'"{c}"' for c in old if c in environments.c)
-            # Built beside the old table and renamed at the end: the old table's key and
-            # index names (per schema in PostgreSQL) go with it when it is dropped.
-            moved = environments.to_metadata(sa.MetaData(), name="environments_v2")
-            with engine.begin() as conn:
-                moved.create(conn)
-                conn.execute(
-                    sa.text(f"INSERT INTO environments_v2 ({keep}) SELECT {keep} FROM environments")
-                )
-                conn.execute(sa.text("DROP TABLE environments"))
-                conn.execute(sa.text("ALTER TABLE environments_v2 RENAME TO environments"))
-    metadata.create_all(engine)
-    inspector = sa.inspect(engine)
-    for table_name, names in ADDED_COLUMNS.items():
-        present = {c["name"] for c in inspector.get_columns(table_name)}
-        for name in names:
-            if name in present:
-                continue
-            column = metadata.tables[table_name].c[name]
-            kind = column.type.compile(dialect=engine.dialect)
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))
+config_values = sa.Table(
+    "config_values",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)

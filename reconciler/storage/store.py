@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,13 +25,14 @@ from sqlalchemy.engine import Connection, Engine
 from reconciler.core.errors import ConfigError
 from reconciler.core.settings import RetentionSettings
 from reconciler.storage.deliveries import DeliveryLog, PullRequestState
+from reconciler.storage.migrate import migrate
 from reconciler.storage.runlog import RunLog
 from reconciler.storage.schema import (
+    config_values,
     environments,
     events,
     managed_entries,
     suspensions,
-    upgrade,
 )
 
 __all__ = ["Event", "PullRequestState", "Store", "make_engine"]
@@ -92,7 +94,7 @@ class Store:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
-        upgrade(self.engine)
+        migrate(self.engine)
         self.retention = retention or RetentionSettings()
         self.deliveries = DeliveryLog(
             self.engine, self.retention, self._insert_ignoring_duplicates, [self.prune_events]
@@ -107,6 +109,20 @@ class Store:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+    def hash_key(self, imported: bytes | None = None) -> bytes:
+        """The key of spec hashes, one for every replica on this database: the first to
+        ask stores it (`imported`, the key an older version kept in `state_dir`, so that
+        nothing is redeployed; else a new random one), the others read the same row."""
+        query = sa.select(config_values.c.value).where(config_values.c.name == "hash_key")
+        with self._tx() as conn:
+            if (value := conn.execute(query).scalar()) is not None:
+                return bytes.fromhex(value)
+            key = imported or secrets.token_bytes(32)
+            insert = self._insert_ignoring_duplicates(config_values)
+            conn.execute(insert.values(name="hash_key", value=key.hex()))
+        with self._tx() as conn:  # whoever inserted first
+            return bytes.fromhex(conn.execute(query).scalar_one())
 
     # -- events ------------------------------------------------------------------------
 

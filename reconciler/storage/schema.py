@@ -117,3 +117,33 @@ config_values = sa.Table(
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+# Leadership of replicas on one database (`storage/leases.py`): each repo is reconciled
+# by the holder of its lease; `epoch` grows with every change of holder (a fencing token).
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("repo", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),  # database time, seconds
+)
+
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),  # database time of its last heartbeat
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("address", sa.String(200), nullable=True),  # where its API answers
+)
+
+# "Look at repo X" for whichever replica leads X: a webhook may land on any replica.
+wakeups = sa.Table(
+    "wakeups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repo", sa.String(100), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("reason", sa.String(100), nullable=False),
+)

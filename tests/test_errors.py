@@ -21,7 +21,8 @@ def modules() -> list[str]:
     for pkg in (reconciler, webhooks, exporters):
         names.append(pkg.__name__)
         for info in pkgutil.walk_packages(pkg.__path__, f"{pkg.__name__}."):
-            if not info.name.endswith("__main__"):
+            # Alembic's env.py and revisions are scripts Alembic runs, not modules to import.
+            if not info.name.endswith("__main__") and ".migrations" not in info.name:
                 names.append(info.name)
     return names
 

@@ -83,6 +83,16 @@ class SchedulerSettings:
     ] = 1.0
 
 
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """Several `hoody serve` on one database: each repo is led by one of them."""
+
+    # a replica that stops renewing (killed, cut off) is taken over after this
+    lease_ttl: Annotated[Seconds, Check(lambda s: s >= 1, "at least 1s")] = 10.0
+    renew_every: Seconds = 2.0  # how often leases are renewed and free ones taken
+    wake_poll: Seconds = 0.5  # how often a leader looks for webhooks other replicas took
+
+
 PROXY_TLS = ("off", "internal", "acme")
 _DOMAIN_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(?=.{{1,200}}$){_DOMAIN_LABEL}(\.{_DOMAIN_LABEL})*$")
@@ -262,6 +272,7 @@ class Settings:
     # parser, not a key of hoody.yaml
     expanded: tuple[str, ...] = field(default=(), repr=False, metadata={"key": False})
     proxy: ProxySettings | None = None  # stable URLs through Caddy; None = host ports
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
 
     def repo(self, name: str) -> RepoSettings | None:
         return next((r for r in self.repos if r.name == name), None)
@@ -317,6 +328,8 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str] | None 
         raise ConfigError("limits.memory", "must not be above limits.max_memory")
     if limits.cpus > limits.max_cpus:
         raise ConfigError("limits.cpus", "must not be above limits.max_cpus")
+    if settings.replicas.renew_every * 2 >= settings.replicas.lease_ttl:
+        raise ConfigError("replicas.renew_every", "must be less than half of replicas.lease_ttl")
     state_dir = settings.state_dir
     return replace(
         settings,

@@ -155,6 +155,18 @@ class ScheduleSync:
         if stopped:
             log.info("[%s] schedule removed; %d running job(s) cancelled", env, stopped)
 
+    def release(self, repo: str) -> None:
+        """Another replica leads `repo` now: drop its environments' tables here without
+        stopping what runs (those runs are claimed; the new leader's catch-up skips them)."""
+        with self._lock:
+            gone = [env for env, known in self._known.items() if known.repo == repo]
+            for env in gone:
+                del self._known[env]
+        for env in gone:
+            self.errors.pop(env, None)
+            for table in self.scheduler.tables_of(env):
+                self.scheduler.remove_table(table.key)
+
     # -- from the API --------------------------------------------------------------------
 
     def _target(self, env: str) -> _Known:

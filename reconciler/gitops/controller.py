@@ -110,6 +110,9 @@ class Controller:
         self.on_applied: list[Callable[[DesiredEnvironment, frozenset[str]], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
         self.on_action: list[Callable[[str, str], None]] = []  # (op, result) for metrics
+        # Asked before each action: False once another replica leads the repo (serve sets
+        # it); the action is left to the new leader, nothing is torn down on the way out.
+        self.may_apply: Callable[[str], bool] = lambda _repo: True
         self.problems: list[Callable[[str], str | None]] = []
 
     @property
@@ -337,6 +340,9 @@ class Controller:
         return None
 
     def _apply(self, repo: str, a: Action) -> _Failed | None:
+        if not self.may_apply(repo):
+            log.warning("[%s] %s left to the replica that leads the repo now", repo, a.env)
+            return None
         failed = self._apply_one(repo, a)
         for report in self.on_action:
             call_hook(report, a.op.value, "error" if failed else "ok")

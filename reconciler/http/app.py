@@ -83,12 +83,20 @@ def create_app(settings: Settings, service: Service) -> Flask:
                 checks["proxy"] = "ok"
             except ReconcilerError as e:
                 checks["proxy"] = f"failed: {e}"
-        bad = [r for r, res in service.last_result.items() if not res.ok]
+        lead = service.replicas.leadership
+        checks["leases"] = "ok" if lead.last_error is None else f"failed: {lead.last_error}"
+        led = service.replicas.led()
+        bad = [r for r, res in service.last_result.items() if not res.ok and r in led]
         checks["last_pass"] = "ok" if not bad else f"failed for {', '.join(sorted(bad))}"
         ok = all(v == "ok" for v in checks.values())
-        return jsonify(
-            {"status": "ready" if ok else "not ready", "checks": checks, "time": time.time()}
-        ), (200 if ok else 503)
+        body = {
+            "status": "ready" if ok else "not ready",
+            "checks": checks,
+            "time": time.time(),
+            # which repos this replica reconciles; the others are led by another replica
+            "replica": {"id": lead.holder, "leads": sorted(led), "replicas": lead.replicas},
+        }
+        return jsonify(body), (200 if ok else 503)
 
     def metrics_allowed() -> bool:
         if settings.api.public_read:

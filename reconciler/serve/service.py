@@ -32,6 +32,7 @@ from reconciler.runtime import Runtime
 from reconciler.serve.feedback import Feedback
 from reconciler.serve.metrics import Gauges, Metrics
 from reconciler.serve.notify import Notifier
+from reconciler.serve.replicas import Replicas
 from reconciler.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,15 @@ class Service:
         self.controller.on_removed.append(self.schedules.removed)
         self.controller.problems.append(self.schedules.errors.get)
         self.queue = queue or WorkQueue(min_interval=settings.min_pass_interval)
+        self.replicas = Replicas(
+            settings,
+            store,
+            self.scheduler.owner,
+            self.queue.add,
+            self.schedules.release,
+            lambda repo, kind, msg: self.controller.note(repo, None, kind, msg, force=True),
+        )
+        self.controller.may_apply = self.replicas.leads
         self.metrics = Metrics()
         self.metrics.attach(
             Gauges(
@@ -156,13 +166,17 @@ class Service:
 
     def trigger(self, repo: str, reason: str = "") -> None:
         log.debug("[%s] queued: %s", repo, reason)
-        self.queue.add(repo)
+        if self.replicas.leads(repo):
+            self.queue.add(repo)
+        else:  # another replica leads it (or nobody yet: the next leader finds the row)
+            self.replicas.wake(repo, reason)
 
     def start(self, watch: bool = True) -> None:
         if self.feedback:
             self.feedback.start()
         self.scheduler.start()
         self.notifier.start()
+        self.replicas.start()  # leases first: passes run only for the repos this one leads
         if self.proxy is not None:
             self._start_proxy()
             self._spawn("proxy", self._supervise_proxy)
@@ -234,6 +248,9 @@ class Service:
     def process(self, key: str) -> PassResult | None:
         """One pass of a key taken from the queue. Its retry delay (from the error tree,
         see errors.retry_delay) goes back to the queue, which backs off per repo."""
+        if not self.replicas.leads(key):  # another replica leads it
+            self.queue.done(key, retry_after=None)
+            return None
         result: PassResult | None = None
         retry: float | None = UNEXPECTED_RETRY_AFTER
         started = time.monotonic()
@@ -266,7 +283,8 @@ class Service:
             for repo in self.settings.repos:
                 if repo.poll_interval > 0 and now >= due[repo.name]:
                     due[repo.name] = now + repo.poll_interval
-                    self.queue.add(repo.name)
+                    if self.replicas.leads(repo.name):
+                        self.queue.add(repo.name)
 
     def _watch(self, repo: RepoSettings) -> None:
         from watchfiles import watch
@@ -303,5 +321,6 @@ class Service:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        self.replicas.stop()  # leases given up: another replica takes over at once
         if self.proxy is not None:
             self.proxy.stop()

@@ -7,11 +7,14 @@ variables, never a value (a fork's export names none of the repository's)."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -20,17 +23,38 @@ import yaml
 from exporters import FORMATS, render
 from exporters.httpjobs import CLIENT_IMAGE
 
-from .test_export_http_jobs_support import DIGEST_BODY, http_entry, http_source
+from .export_schemas import check_cloud_scheduler_job
+from .test_export_http_jobs_support import DIGEST_BODY, http_entries, http_entry, http_source
 from .test_export_schemas import CHECKS, NOT_SCHEMA_FILES, parse
 from .test_export_support import MARK, SECRETS
 
 DIGEST = "scheduler/digest-923a64"
 
 
+# quotes, `$`, a backslash and unicode in the path, the headers and the body; HEAD; a
+# timeout and retries beyond Cloud Scheduler's limits
+HOSTILE = http_entry(
+    9,
+    "30 2 1,15 * MON",
+    "HEAD",
+    'http://web:8080/it\'s/$HOME/%24x?q="x"&u=\u2713',
+    "Europe/Paris",
+    headers=(("X-Q", "a'b\"c $HOME ${QUEUE} \\ `id`"), ("x-q", "again"), ("Host", "evil")),
+    body="$(whoami) ${REPORT_DIR}",
+    timeout=0.5,
+    retries=7,
+    retry_backoff=0.25,
+)
+
+
 @pytest.mark.parametrize("values", [False, True])
+@pytest.mark.parametrize("hostile", [False, True])
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_http_job_exports_are_valid_against_the_platform_schema(fmt: str, values: bool) -> None:
-    files = render(fmt, http_source(include_spec_values=values)).files
+def test_http_job_exports_are_valid_against_the_platform_schema(
+    fmt: str, values: bool, hostile: bool
+) -> None:
+    entries = [*http_entries(), HOSTILE] if hostile else None
+    files = render(fmt, http_source(include_spec_values=values, entries=entries)).files
     checked = 0
     for path, text in files.items():
         if path in NOT_SCHEMA_FILES or path.endswith(".body"):
@@ -82,6 +106,50 @@ def test_cloud_scheduler_calls_the_run_service_with_the_retry_policy() -> None:
     assert "DELETE http://api:9090/cache: not exported" in text
     assert "grant it roles/run.invoker" in text
     assert "scheduler/cache" not in " ".join(files)
+
+
+def test_the_cloud_scheduler_check_refuses_what_the_api_refuses() -> None:
+    doc = json.loads(render("cloudrun", http_source()).files[f"{DIGEST}.json"])
+    breaks: list[Callable[[dict[str, Any]], None]] = [
+        lambda d: d["httpTarget"].update(method="POST"),
+        lambda d: d["httpTarget"].update(httpMethod="FETCH"),
+        lambda d: d["retryConfig"].update(retryCount="3x"),
+    ]
+    for change in breaks:
+        broken = copy.deepcopy(doc)
+        change(broken)
+        with pytest.raises(AssertionError):
+            check_cloud_scheduler_job(broken, DIGEST)
+
+
+def test_what_cloud_scheduler_cannot_take_is_clamped_and_warned() -> None:
+    result = render("cloudrun", http_source(entries=[HOSTILE]))
+    (job,) = [
+        json.loads(text)
+        for p, text in result.files.items()
+        if p.startswith("scheduler/") and "CLOUD_RUN_URL" in text
+    ]
+    assert job["attemptDeadline"] == "15s"
+    assert job["retryConfig"] == {
+        "retryCount": 5,
+        "minBackoffDuration": "0.25s",
+        "maxBackoffDuration": "4s",
+        "maxDoublings": 4,
+    }
+    target = job["httpTarget"]
+    assert target["httpMethod"] == "HEAD" and "body" not in target
+    assert target["headers"] == {"X-Q": "a'b\"c $HOME ${QUEUE} \\ `id`, again"}
+    assert target["uri"] == "${CLOUD_RUN_URL}" + HOSTILE.request.path  # type: ignore[union-attr]
+    text = "\n".join(result.warnings)
+    for said in (
+        "header Host dropped",
+        "header x-q repeated",
+        "body dropped: Cloud Scheduler sends a body with POST, PUT and PATCH only, not HEAD",
+        "timeout 0.5s is outside Cloud Scheduler's attempt deadline",
+        "7 retries: Cloud Scheduler retries at most 5 times",
+        "${QUEUE} in the request is not a variable",
+    ):
+        assert said in text, said
 
 
 def test_a_body_without_variables_is_base64_in_the_job() -> None:

@@ -40,10 +40,12 @@ from .test_export_http_jobs_support import DIGEST_BODY, http_entry
 from .test_export_support import MULTI_SPEC
 
 BASE = "hoody-base:bookworm"
+HOSTILE = ' it\'s "q" \\ `id` $(whoami) %s 100% \u2713'
 HEADERS = (
     ("Authorization", "Bearer ${API_TOKEN}"),
-    ("X-Report", "${REPORT_DIR} costs $5 ${NOT_SET}"),
+    ("X-Report", "${REPORT_DIR} costs $5 ${NOT_SET}" + HOSTILE),
 )
+BODY = DIGEST_BODY + "\n" + HOSTILE + "\n"
 ENTRIES = [
     http_entry(
         1,
@@ -51,7 +53,7 @@ ENTRIES = [
         "POST",
         "http://web:8080/cgi-bin/record?day=1",
         headers=HEADERS,
-        body=DIGEST_BODY,
+        body=BODY,
         expect=(200,),
         timeout=10.0,
     ),
@@ -222,14 +224,16 @@ def check_runs(web: Any, runner: Any) -> None:
     assert runner(name_of(0)) == 0
     method, query, auth, report, ctype = read(web, "/tmp/request").split("\n")[:5]
     assert (method, query, auth) == ("POST", "day=1", "Bearer tok-123")
-    assert report == "/reports costs $5 ${NOT_SET}"  # a variable no one set stays text
+    assert report == "/reports costs $5 ${NOT_SET}" + HOSTILE  # an unknown variable: text
     assert ctype == "none"  # hoody sends no Content-Type unless the job says so
-    assert read(web, "/tmp/body") == '{"dir": "/reports", "price": "$5", "token": "tok-123"}'
+    body = '{"dir": "/reports", "price": "$5", "token": "tok-123"}\n' + HOSTILE + "\n"
+    assert read(web, "/tmp/body") == body
     reset(web)
     assert runner(name_of(1)) == 0  # 503, 503, then 200: within 3 retries
     attempts = read(web, "/tmp/attempts").split("\n")[:3]
     times = [float(a.split()[1]) for a in attempts]
-    assert len(times) == 3 and times[1] - times[0] >= 0.2 and times[2] - times[1] >= 0.4
+    # the waits are at least the backoff, 0.2 s then 0.4 s (/proc/uptime: 10 ms steps)
+    assert len(times) == 3 and times[1] - times[0] >= 0.18 and times[2] - times[1] >= 0.38
     reset(web)
     assert runner(name_of(2)) == 1  # 503 twice: one retry is not enough
     assert [a.split()[0] for a in read(web, "/tmp/attempts").split()[::2]] == ["PATCH", "PATCH"]

@@ -222,6 +222,9 @@ def _http_job(
     container that gets the traffic, on its port."""
     request = job.entry.request
     assert request is not None
+    full = Var(f"projects/{project}/locations/{region}/jobs/{name}")
+    if request.service not in source.app.services:  # a host of the operator's http_allow
+        return cloudscheduler.http_job_files(source, job, schedule, full, "", account, out)
     ingress = next((s for s in source.app.services.values() if s.ports), None)
     if ingress is None or (request.service, request.port) != (ingress.name, ingress.ports[0]):
         where = f"{ingress.name}:{ingress.ports[0]}" if ingress else "no service"
@@ -232,7 +235,6 @@ def _http_job(
         )
         return {}
     url = _run_url(source, out)
-    full = Var(f"projects/{project}/locations/{region}/jobs/{name}")
     return cloudscheduler.http_job_files(source, job, schedule, full, url, account, out)
 
 

@@ -45,7 +45,8 @@ def http_job_files(
     out: Collector,
 ) -> dict[str, str]:
     """`scheduler/<job>.json` (and `.body` when needed) for HTTP job `job`; `url` is the
-    `${CLOUD_RUN_URL}` placeholder, `name` the job's full resource name."""
+    `${CLOUD_RUN_URL}` placeholder, or "" for a host of the operator's `cron.http_allow`
+    (called at its URL as written, with no token); `name` the job's full resource name."""
     request = job.entry.request
     assert request is not None
     values = request_env(source, job, out)
@@ -66,10 +67,13 @@ def http_job_files(
             headers[key] = Joined(headers[key], ", ", text(value))
         else:
             headers[key] = text(value)
-    target: dict[str, Any] = {"uri": Joined(url, request.path), "httpMethod": request.method}
+    uri = Joined(url, request.path) if url else request.url
+    target: dict[str, Any] = {"uri": uri, "httpMethod": request.method}
     if headers:
         target["headers"] = headers
-    if not any(k.lower() == "authorization" for k in headers):
+    if not url:
+        pass  # not the Cloud Run service: no token of ours goes to another host
+    elif not any(k.lower() == "authorization" for k in headers):
         target["oidcToken"] = {"serviceAccountEmail": account, "audience": url}
         out.warn(
             "HTTP jobs are Cloud Scheduler HTTP targets at the Cloud Run service's URL with "

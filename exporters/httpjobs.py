@@ -25,7 +25,9 @@ gives it (a `${NAME}` placeholder, or the committed value with `--include-spec-v
 referenced from the script as `"${VAR}"`, so the platform's secret handling and the
 `envsubst` rules apply to it as to every other variable. One the environment does not
 set (in a fork's export, which carries none of the repository's env, the repository's
-secrets) stays literal text, warned: no export ever fills in a value it was not given.
+secrets) stays literal text, warned (hoody itself refuses such a request): no export
+ever fills in a value it was not given. A host that is not a service (one of the
+operator's `cron.http_allow`) is called at its URL as written.
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def request_env(source: ExportSource, job: Job, out: Collector) -> dict[str, Any
         else:
             out.warn(
                 f"{job.label}: ${{{name}}} in the request is not a variable this export "
-                "knows for the environment, so it is sent as that literal text; set it in "
-                "the spec's env (or the server's repo env, for a branch of the repository)"
+                "knows for the environment (hoody refuses to make the request while it is "
+                "unset), so the export sends it as that literal text; set it in the spec's "
+                "env (or the server's repo env, for a branch of the repository)"
             )
     return values
 

@@ -43,7 +43,7 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
     crons: list[dict[str, str]] = []
     for job in jobs(source):
         path = (
-            _request_path(job, out)
+            _request_path(job, set(source.app.services), out)
             if job.entry.request is not None
             else http_path(job.entry.command, hosts)
         )
@@ -66,10 +66,16 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
     return {"vercel.json": render_template("vercel.json.j2", schema=SCHEMA, crons=crons)}
 
 
-def _request_path(job: Job, out: Collector) -> str | None:
+def _request_path(job: Job, services: set[str], out: Collector) -> str | None:
     """An HTTP job's path, when it is a GET; what a Vercel cron cannot send is warned."""
     request = job.entry.request
     assert request is not None
+    if request.service not in services:
+        out.warn(
+            f"{job.label}: not exported: a Vercel cron calls a path of the deployment, and "
+            f"this job calls {request.service}, which is not a service of the app"
+        )
+        return None
     if request.method != "GET":
         out.warn(
             f"{job.label}: not exported: a Vercel cron is a GET request, and this job "

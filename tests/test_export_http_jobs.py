@@ -260,3 +260,20 @@ def test_job_names_come_from_the_request_path() -> None:
         "cronjob-expire-3fc252.yaml",
         "cronjob-cache-3c504b.yaml",
     }
+
+
+def test_a_host_of_the_operators_allow_list_is_called_as_written() -> None:
+    """`cron.http_allow` lets a job call a host that is not a service: Cloud Scheduler
+    calls its URL with no token of ours, Vercel cannot, the curl scripts keep the URL."""
+    entry = http_entry(2, "0 5 * * *", "POST", "https://hooks.example.com/ping?x=1")
+    source = http_source(entries=[entry])
+    name = f"ping-{entry.id[:6]}"
+    cloudrun = render("cloudrun", source)
+    target = json.loads(cloudrun.files[f"scheduler/{name}.json"])["httpTarget"]
+    assert target["uri"] == "https://hooks.example.com/ping?x=1"
+    assert "oidcToken" not in target and "oauthToken" not in target
+    vercel = render("vercel", source)
+    assert "/ping" not in vercel.files["vercel.json"]
+    assert any("hooks.example.com, which is not a service" in w for w in vercel.warnings)
+    kubernetes = render("kubernetes", source).files[f"cronjob-{name}.yaml"]
+    assert "'https://hooks.example.com/ping?x=1'" in kubernetes

@@ -167,8 +167,11 @@ def test_two_replicas_one_leader_failover_and_webhooks_on_the_other(
         sha = git(repo, "rev-parse", "HEAD")
         git(repo, "checkout", "-q", "main")
         push = fixture("github/push.json", lambda d: d.update(ref="refs/heads/feature/hello"))
-        status, _ = github_post(b.url, name, "push", push, SECRET)
+        status, _ = github_post(b.url, name, "push", push, SECRET, delivery="guid-to-b")
         assert status == 202
+        # The provider's redelivery of it lands on the other replica: the table dedupes.
+        status, answer = github_post(a.url, name, "push", push, SECRET, delivery="guid-to-b")
+        assert (status, answer) == (200, {"duplicate": True})
         feature = f"feature-hello-{name}"
         listed = wait_for(
             lambda: (e := healthy()) and e[feature]["commit"] == sha and e,

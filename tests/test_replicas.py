@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from reconciler.http.forward import FORWARDED
+
 from .conftest import RUN_ID, cleanup_repo, git, unique
 from .test_serve import ROOT, free_port, get, hoody, wait_for
 from .webhook_helpers import fixture, github_post
@@ -158,6 +160,26 @@ def test_two_replicas_one_leader_failover_and_webhooks_on_the_other(
         events = json.loads(hoody(b.config, "events", "--json", "--limit", "500").stdout)
         leaders = {e["message"] for e in events if e["kind"] == "leading"}
         assert len(leaders) == 1 and "replica" in next(iter(leaders))
+
+        # The schedule of an environment is in the leader's scheduler; the other replica
+        # forwards schedule calls there and gives the same answer.
+        def cron(replica: Replica) -> list[tuple[str, str, list[str]]]:
+            body = json.loads(get(f"{replica.url}/api/v1/environments/main-{name}/cron"))
+            return [(e["id"], e["command"], e["next"][:1]) for e in body["entries"]]
+
+        on_a = wait_for(lambda: [e for e in cron(a) if e[1] == "echo tick"] and cron(a), 30,
+                        "the leader's schedule")  # fmt: skip
+        on_b = cron(b)
+        assert {e[:2] for e in on_b} == {e[:2] for e in on_a} and on_b
+        import urllib.error
+        import urllib.request
+
+        again = urllib.request.Request(  # already forwarded once: never a second hop
+            f"{b.url}/api/v1/environments/main-{name}/cron", headers={FORWARDED: "x"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(again, timeout=5)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "2"
 
         # A webhook that lands on the replica that does not lead still deploys.
         app = repo / ".hoody" / "app.yaml"

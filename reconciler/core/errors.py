@@ -23,7 +23,8 @@
     │   ├── BodyTooLarge       larger than can be accepted or verified (413)
     │   └── MalformedPayload   authenticated but not understood (`reason`)
     ├── ExportError            an export cannot be produced at all             no
-    ├── Abandoned              an environment's work stopped at a step         no
+    ├── Abandoned              an environment's work stopped at a step (the    no
+    │                          service stops: everything is left as it is)
     │   ├── Superseded         a newer version of the environment is waiting
     │   └── LeaseLost          another replica leads the repo now
     └── ApiError               an API request is refused (HTTP status, code)   no

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from reconciler.core.errors import LeaseLost, Superseded
+from reconciler.core.errors import Abandoned, LeaseLost, Superseded
 from reconciler.core.model import Action, ActionOp
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,11 @@ class Work:
     may_apply: Callable[[str], bool]
     slots: threading.BoundedSemaphore
     superseded: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False  # the service stops: leave everything as it is
 
     def check(self) -> None:
+        if self.stopping:
+            raise Abandoned(f"{self.intent.action.env}: the service is stopping")
         if self.superseded.is_set():
             raise Superseded(f"{self.intent.action.env}: a newer version is waiting")
         if not self.may_apply(self.intent.repo):
@@ -222,7 +225,8 @@ class EnvQueue:
         with self._cond:
             self._closed = True
             for work in self._running.values():
-                work.superseded.set()
+                work.stopping = True
+                work.superseded.set()  # wakes a health wait's pause
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
         for t in self._threads:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from reconciler.core.desired import DesiredState
 from reconciler.core.errors import (
-    LeaseLost,
+    Abandoned,
     ProxyFailure,
     ProxyUnavailable,
     ReconcilerError,
@@ -123,8 +123,8 @@ class EnvWorker:
                     self.applier.wait_healthy(a.desired, svc, c.id, elog.info, work)
         except Superseded:
             return OK
-        except LeaseLost as e:
-            elog.warning("%s; left as it is for the new leader", e)
+        except Abandoned as e:
+            elog.warning("%s; left as it is", e)
             return OK
         except ReconcilerError as e:
             if e.retryable:
@@ -219,8 +219,8 @@ class EnvWorker:
                 force=True,
             )
             return None, None
-        except LeaseLost as e:
-            elog.warning("%s; left as it is for the new leader", e)
+        except Abandoned as e:  # another replica leads, or the service stops
+            elog.warning("%s; left as it is", e)
             return None, None
         except ReconcilerError as e:
             if not e.retryable:

@@ -139,6 +139,8 @@ def cron_entries(service: Service, env: str, n: int = 5) -> list[dict[str, Any]]
                     "running": len(state.live()),
                     "next": [t.isoformat() for t in times],
                     "next_local": [t.astimezone(_zone(e.timezone)).isoformat() for t in times],
+                    # fires off whole minutes (`@every 30s`): the dashboard shows seconds
+                    "show_seconds": e.kind == "every" and (e.every or 60) % 60 != 0,
                     "expires_at": state.expires_at.isoformat() if state.expires_at else None,
                     "last_run": run_view(last[0]) if last else None,
                 }

@@ -22,92 +22,18 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from reconciler.storage.runrows import CLAIMED, FINAL, NOT_STARTED, Claim, RunRecord, record
 from reconciler.storage.schema import metadata, runs
 
 log = logging.getLogger(__name__)
 
-CLAIMED = "claimed"  # transient: a firing claimed ahead of its instant, not started yet
-# The rows of firings of ours whose job has not begun: claimed ahead, or claimed `running`
-# at once (manual, reboot, catch-up) and stopped before the hand-over.
-NOT_STARTED = (CLAIMED, "running")
-FINAL = (
-    "succeeded",
-    "failed",
-    "timed_out",
-    "skipped",
-    "missed",
-    "cancelled",
-    "interrupted",
-    "error",
-)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    repo: str
-    env: str
-    entry_id: str
-    line: int | None
-    schedule: str
-    command: str
-    trigger: str
-    scheduled_for: float
-    attempt: int
-    started_at: float | None
-    finished_at: float | None
-    status: str
-    exit_code: int | None
-    stdout: str | None
-    stderr: str | None
-    reason: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def _record(row: Any) -> RunRecord:
-    m = row._mapping
-    return RunRecord(**{k: m[k] for k in RunRecord.__dataclass_fields__})
-
-
+__all__ = ["CLAIMED", "FINAL", "NOT_STARTED", "Claim", "RunLog", "RunRecord", "runs"]
 WRITE_BATCH = 5000  # queued writes per transaction at most
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One firing to claim: the run row's identity and what it records."""
-
-    repo: str
-    env: str
-    entry_id: str
-    line: int | None
-    schedule: str
-    command: str
-    trigger: str
-    scheduled_for: float
-    attempt: int
-    planned_start: float  # started_at until the finish records the real start
-
-    def row(self) -> dict[str, Any]:
-        """The run row's own columns (status, owner and times are the caller's)."""
-        return {
-            "repo": self.repo,
-            "env": self.env,
-            "entry_id": self.entry_id,
-            "line": self.line,
-            "schedule": self.schedule,
-            "command": self.command,
-            "trigger": self.trigger,
-            "scheduled_for": self.scheduled_for,
-            "attempt": self.attempt,
-        }
 
 
 def _dialect_insert(engine: Engine) -> Any:
@@ -209,8 +135,11 @@ class RunLog:
         reason: str | None,
         started_at: float | None,
         finished_at: float,
+        http_status: int | None = None,
+        duration: float | None = None,
     ) -> None:
-        row = (status, exit_code, stdout, stderr, reason, started_at, finished_at, run_id)
+        row = (status, exit_code, stdout, stderr, reason, http_status, duration)
+        row += (started_at, finished_at, run_id)
         self._enqueue("finish", row)
 
     def started_later(self, run_ids: Sequence[int], at: float) -> None:
@@ -315,7 +244,8 @@ class RunLog:
         if finishes:
             conn.exec_driver_sql(
                 f"UPDATE runs SET status = {p}, exit_code = {p}, stdout = {p}, stderr = {p}, "
-                f"reason = {p}, started_at = COALESCE({p}, started_at), finished_at = {p} "
+                f"reason = {p}, http_status = {p}, duration = {p}, "
+                f"started_at = COALESCE({p}, started_at), finished_at = {p} "
                 f"WHERE id = {p} AND status IN ('running', '{CLAIMED}')",
                 finishes,
             )
@@ -326,7 +256,7 @@ class RunLog:
     def get(self, run_id: int) -> RunRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
-        return _record(row) if row else None
+        return record(row) if row else None
 
     def list(
         self,
@@ -345,7 +275,7 @@ class RunLog:
         if status:
             q = q.where(runs.c.status == status)
         with self.engine.connect() as conn:
-            return [_record(r) for r in conn.execute(q)]
+            return [record(r) for r in conn.execute(q)]
 
     def last_scheduled(self, env: str, entry_id: str) -> float | None:
         """The latest scheduled time this entry was claimed for (any status)."""

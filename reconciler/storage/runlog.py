@@ -138,8 +138,8 @@ class RunLog:
         http_status: int | None = None,
         duration: float | None = None,
     ) -> None:
-        row = (status, exit_code, stdout, stderr, reason, http_status, duration)
-        row += (started_at, finished_at, run_id)
+        row: tuple[Any, ...] = (status, exit_code, stdout, stderr, reason, http_status)
+        row += (duration, started_at, finished_at, run_id)
         self._enqueue("finish", row)
 
     def started_later(self, run_ids: Sequence[int], at: float) -> None:

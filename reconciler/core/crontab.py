@@ -38,11 +38,10 @@ from reconciler.core.cronwords import (
     explain_expr,
     format_duration,
 )
-from reconciler.core.errors import ExprError, SpecError, SpecErrors
+from reconciler.core.errors import ExprError, RequestProblem, SpecError, SpecErrors
 from reconciler.core.httpjob import (
     HttpRequest,
     JobKind,
-    RequestProblem,
     describe,
     is_request_line,
     parse_request_line,

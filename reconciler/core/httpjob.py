@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from reconciler.core.cronwords import format_duration, parse_duration
+from reconciler.core.errors import RequestProblem
 
 JobKind = Literal["command", "http"]
 
@@ -75,14 +76,6 @@ VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", re.ASCII)
 _FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 
 
-class RequestProblem(ValueError):
-    """What is wrong with a request, and the field it is in (`url`, `retries`, ...)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 def is_request_line(command: str) -> bool:
     return command.lstrip(" \t").startswith(PREFIX)
 
@@ -132,8 +125,10 @@ def make_request(
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise RequestProblem("method", f"{method!r} is not one of {', '.join(METHODS)}")
     _check_url(url)
+    if headers is not None and not isinstance(headers, dict):
+        raise RequestProblem("headers", "expected an object {name: value}")
     pairs: list[tuple[str, str]] = []
-    for name, value in dict(headers or {}).items():
+    for name, value in (headers or {}).items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise RequestProblem("headers", f"{name!r} is not a header name")
         if not isinstance(value, str) or any(c in value for c in "\r\n\0"):

@@ -72,6 +72,9 @@ def create_app(settings: Settings, service: Service) -> Flask:
             checks["store"] = "ok"
         except Exception as e:  # noqa: BLE001 — reported, not raised
             checks["store"] = f"failed: {e}"
+        # the run log took the scheduler's last claim (SQLite read-only fails only here)
+        stuck = service.scheduler.store_error
+        checks["scheduler"] = "ok" if stuck is None else f"failed: {stuck}"
         try:
             service.runtime.ping()
             checks["docker"] = "ok"

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CLAIMED", "FINAL", "NOT_STARTED", "Claim", "RunLog", "RunRecord", "runs"]
 WRITE_BATCH = 5000  # queued writes per transaction at most
+OUTAGE_PATIENCE = 600.0  # seconds queued writes wait for a database that is down
 
 
 def _dialect_insert(engine: Engine) -> Any:
@@ -122,6 +123,20 @@ class RunLog:
             for rid, env, entry_id, sched, attempt in conn.execute(self._claim_stmt, rows):
                 got[(env, entry_id, float(sched), int(attempt))] = int(rid)
         return [got.get((c.env, c.entry_id, c.scheduled_for, c.attempt)) for c in claims]
+
+    def record_missed(self, claims: Sequence[tuple[Claim, str]], owner: str | None) -> int:
+        """Firings that could not be claimed, as `missed` rows with their reason; a
+        firing some instance did claim keeps its row (ON CONFLICT DO NOTHING). Returns
+        how many rows were written."""
+        if not claims:
+            return 0
+        now = time.time()
+        rows = [
+            {**c.row(), "status": "missed", "owner": owner, "reason": why, "finished_at": now}
+            for c, why in claims
+        ]
+        with self.engine.begin() as conn:
+            return len(list(conn.execute(self._claim_stmt, rows)))
 
     # -- the writer: batched writes after a run started ------------------------------
 
@@ -214,14 +229,28 @@ class RunLog:
     def _commit(self, batch: list[tuple[str, Any]]) -> None:
         """One transaction for the batch; if it keeps failing (a locked or broken
         database), each write alone, so that one bad write does not sink the others."""
-        for attempt in range(3):
+        deadline = time.monotonic() + OUTAGE_PATIENCE
+        failures = 0
+        while True:
             try:
                 with self.engine.begin() as conn:
                     self._write(conn, batch)
                 return
+            except sa.exc.OperationalError:
+                # The database is down or read-only: the writes wait for it (a finish
+                # written late beats a run left `running`), up to OUTAGE_PATIENCE.
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.warning("run log: database unavailable; %d writes wait", len(batch))
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(min(1.0, 0.1 * failures))
             except Exception:
                 log.exception("run log: a batch of %d writes failed", len(batch))
-                time.sleep(0.2 * (attempt + 1))
+                failures += 1
+                if failures >= 3:
+                    break
+                time.sleep(0.2 * failures)
         for item in batch:
             try:
                 with self.engine.begin() as conn:

@@ -151,3 +151,18 @@ def test_runner_refuses_a_target_not_allowed_and_an_unset_variable(server: int) 
     out = allowed.run(job(f"| GET http://127.0.0.1:{server}/x header=X-A:${{NOPE}}"), Handle())
     assert out.status == "error" and "${NOPE} is not set" in (out.reason or "")
     assert _Handler.seen == []
+
+
+def test_crontab_explain_shows_the_request_and_the_random_pick(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from reconciler.cli.cron import explain_file
+
+    path = Path(str(tmp_path)) / "crontab"
+    path.write_text("0~30 * * * * echo a\n*/5 * * * * | POST http://web:8080/t retries=2\n")
+    assert explain_file(path) == 0
+    out = capsys.readouterr().out
+    assert "random ranges picked: minute" in out
+    assert "POST http://web:8080/t (HTTP, timeout 30s, expecting 2xx, up to 2 retries" in out

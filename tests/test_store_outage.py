@@ -224,3 +224,23 @@ def test_sqlite_unwritable_skips_never_doubles_and_records_missed(
         up()
 
     outage_round(url, Clock("2026-01-01T00:00:00"), unwritable, writable, engines)
+
+
+def test_readyz_is_503_while_sqlite_is_unwritable(
+    tmp_path: Path, read_only_dir: tuple[Path, Callable[[], None], Callable[[], None]]
+) -> None:
+    folder, down, up = read_only_dir
+    url = f"sqlite:///{folder / 'hoody.db'}"
+    settings = Settings(state_dir=tmp_path / "state", database=DatabaseSettings(url=url))
+    with LiveService(settings, MemoryRuntime()) as live:
+        assert requests.get(f"{live.url}/readyz", timeout=10).status_code == 200
+        down()
+        live.store.engine.dispose()  # files opened after the read-only mount
+        try:
+            r = requests.get(f"{live.url}/readyz", timeout=30)
+            assert r.status_code == 503, r.text
+            assert "readonly" in r.json()["checks"]["scheduler"]
+        finally:
+            live.store.engine.dispose()
+            up()
+        assert requests.get(f"{live.url}/readyz", timeout=30).status_code == 200

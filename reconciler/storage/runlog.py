@@ -124,6 +124,18 @@ class RunLog:
                 got[(env, entry_id, float(sched), int(attempt))] = int(rid)
         return [got.get((c.env, c.entry_id, c.scheduled_for, c.attempt)) for c in claims]
 
+    def probe_write(self) -> str | None:
+        """Whether the run log takes writes now (a read-only SQLite file answers reads):
+        an UPDATE of no row, rolled back. None if it does, else the error's first line."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(runs.update().where(runs.c.id == -1).values(status=runs.c.status))
+                conn.rollback()
+        except sa.exc.SQLAlchemyError as exc:
+            lines = str(exc).strip().splitlines()
+            return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+        return None
+
     def record_missed(self, claims: Sequence[tuple[Claim, str]], owner: str | None) -> int:
         """Firings that could not be claimed, as `missed` rows with their reason; a
         firing some instance did claim keeps its row (ON CONFLICT DO NOTHING). Returns

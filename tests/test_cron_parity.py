@@ -3,6 +3,7 @@ ending at Sunday, and the dashboard's next times to the second for sub-minute en
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from reconciler.core.crontab import explain, next_fire, parse_crontab
 from reconciler.core.errors import SpecErrors
 from reconciler.http.dashboard.format import localtime
+
+from .test_dashboard import ENV, Start, get, start  # noqa: F401 - `start` is a fixture
 
 
 @pytest.mark.parametrize(
@@ -90,3 +93,20 @@ def test_next_times_show_seconds_only_when_asked() -> None:
     t = "2026-01-07T00:39:30+00:00"
     assert localtime(t) == "Wed 07 Jan 00:39 UTC"
     assert localtime(t, True) == "Wed 07 Jan 00:39:30 UTC"
+
+
+def test_dashboard_shows_seconds_for_an_entry_firing_more_than_once_a_minute(
+    start: Start,  # noqa: F811 - the fixture imported above
+) -> None:
+    live = start(crontab="@every 30s echo often\n@hourly echo rarely\n")
+    html = get(live, f"/environments/{ENV}").text
+    entries = re.findall(r'<article class="entry".*?</article>', html, re.S)
+    often = next(e for e in entries if "echo often" in e)
+    rarely = next(e for e in entries if "echo rarely" in e)
+    shown = re.findall(r'class="next-time"[^>]*>([^<]+)<', often)
+    assert len(shown) == 3 and len(set(shown)) == 3, shown  # not "00:39, 00:39"
+    assert all(re.search(r"\d\d:\d\d:\d\d ", t) for t in shown), shown
+    assert all(
+        re.search(r" \d\d:\d\d UTC$", t)
+        for t in re.findall(r'class="next-time"[^>]*>([^<]+)<', rarely)
+    )

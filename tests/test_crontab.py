@@ -83,7 +83,6 @@ def test_fields(line: str, after: str, expected: list[str]) -> None:
         ("0 1-5/0 * * * x", "hour: step '0' in '1-5/0' must be a whole number of at least 1"),
         ("5-1 * * * * x", "minute: range 5-1 is reversed; cron ranges do not wrap around"),
         ("0 0 * DEC-JAN * x", "month: range DEC-JAN is reversed"),
-        ("0 0 * * FRI-SUN x", "day of week: range FRI-SUN is reversed"),
         ("0 0 * JANUARY * x", "month: 'JANUARY' is neither a number 1-12 nor a name JAN..DEC"),
         ("0 0 * * MOM x", "day of week: 'MOM' is neither a number 0-7 nor a name SUN..SAT"),
         ("0 MON * * * x", "hour: 'MON' is not a number 0-23"),

@@ -93,9 +93,12 @@ def run(args: argparse.Namespace) -> int:
             return 0
         for r in data["runs"]:
             dur = f"{r['duration']:.1f}s" if r["duration"] is not None else "-"
+            code = r.get("http_status")
+            result = f"HTTP {code}" if code is not None else f"exit {r['exit_code']}"
+            result = result if code is not None or r["exit_code"] is not None else "-"
             print(
                 f"#{r['id']:<6} {r['status']:<11} {r['trigger']:<9} "
-                f"{_short(r['scheduled_for'])} {dur:>8}  {r['command']}"
+                f"{_short(r['scheduled_for'])} {dur:>8} {result:<9} {r['command']}"
             )
         return 0
     if args.cron_cmd == "trigger":

@@ -16,6 +16,7 @@ Pure: no I/O beyond the zone data `zoneinfo` loads, no clock, no threads.
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from calendar import monthrange
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from functools import lru_cache
 from reconciler.core.errors import ExprError
 
 FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
-_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 DOW_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 MONTH_WORDS = [
@@ -58,6 +59,10 @@ MACROS = {
 # years apart; schedules that can never fire are rejected by `parse_expr` instead.
 HORIZON_YEARS = 50
 _MINUTE = timedelta(minutes=1)
+# cronie separates fields only with spaces and tabs (`Skip_Blanks`, `Get_Field`): a U+00A0
+# or U+3000 inside a field is part of it, never a separator (croniter agrees).
+BLANKS = re.compile(r"[ \t]+", re.ASCII)
+_CONTROL_NAMES = {0x0B: "LINE TABULATION", 0x0C: "FORM FEED", 0x85: "NEXT LINE"}
 _SIXTH = re.compile(r"[0-9*?]+|\d*L|\d+W|LW|\d#\d|" + "|".join(MONTH_NAMES + DOW_NAMES))
 
 
@@ -71,13 +76,28 @@ class Item:
     star: bool
 
 
-def _value(tok: str, index: int) -> int:
-    lo, hi = _BOUNDS[index]
+def odd_space(text: str) -> str | None:
+    """The first whitespace character in `text` that cron does not take as a blank,
+    named: `U+00A0 (NO-BREAK SPACE)`; None if there is none."""
+    for ch in text:
+        if ch.isspace() and ch not in " \t":
+            name = _CONTROL_NAMES.get(ord(ch)) or unicodedata.name(ch, "whitespace")
+            return f"U+{ord(ch):04X} ({name})"
+    return None
+
+
+def field_value(tok: str, index: int) -> int:
+    lo, hi = BOUNDS[index]
     if tok.isascii() and tok.isdigit():
         value = int(tok)
         if not lo <= value <= hi:
             raise ValueError(f"{value} is out of range {lo}-{hi}")
         return value
+    space = odd_space(tok)
+    if space:
+        raise ValueError(
+            f"{tok!r} contains {space}; cron separates fields only with spaces and tabs"
+        )
     names = MONTH_NAMES if index == 3 else DOW_NAMES if index == 4 else None
     if names and tok.upper() in names:
         return names.index(tok.upper()) + (1 if index == 3 else 0)
@@ -93,7 +113,7 @@ def _value(tok: str, index: int) -> int:
 
 
 def _item(text: str, index: int) -> Item:
-    lo, hi = _BOUNDS[index]
+    lo, hi = BOUNDS[index]
     base, slash, step_text = text.partition("/")
     step = 1
     if slash:
@@ -105,17 +125,18 @@ def _item(text: str, index: int) -> Item:
     first, dash, last = base.partition("-")
     if not first or "-" in last:
         raise ValueError(f"{text!r} is not a value, range or step")
-    start = _value(first, index)
+    start = field_value(first, index)
     if not dash:
         if slash:
             raise ValueError(f"{text!r}: a step needs a range or '*'; write {first}-{hi}/{step}")
         return Item(start, start, 1, False)
-    end = _value(last, index) if last else None
+    end = field_value(last, index) if last else None
     if end is None:
         raise ValueError(f"range {base!r} has no end")
+    if index == 4 and end == 0 and start > 0:
+        end = 7  # cronie reads a range ending at Sunday (`FRI-SUN`, `5-0`) as ending at 7
     if start > end:
-        sunday = f" (Sunday is also 7: write {first}-7)" if index == 4 and end == 0 else ""
-        raise ValueError(f"range {base} is reversed; cron ranges do not wrap around{sunday}")
+        raise ValueError(f"range {base} is reversed; cron ranges do not wrap around")
     return Item(start, end, step, False)
 
 
@@ -214,7 +235,7 @@ def join_words(words: list[str], last: str = "and") -> str:
 @lru_cache(maxsize=1024)
 def parse_expr(text: str) -> CronExpr:
     """Parse five cron fields (macros expanded by the caller); ExprError lists every problem."""
-    fields = tuple(text.split())
+    fields = tuple(w for w in BLANKS.split(text) if w)
     if len(fields) != 5:
         raise ExprError([(None, f"expected 5 schedule fields, got {len(fields)}")])
     problems: list[tuple[str | None, str]] = []

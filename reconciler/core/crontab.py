@@ -21,47 +21,42 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from reconciler.core.cronexpr import (
-    MACROS,
-    looks_like_field,
-    next_every,
-    next_fire_at,
-    parse_expr,
+from reconciler.core.cronexpr import FIELD_NAMES, next_every, next_fire_at, parse_expr
+from reconciler.core.cronlex import (
+    CronKind,
+    env_value,
+    lines,
+    parse_schedule,
+    pick_random,
+    split_percent,
+    words,
 )
-from reconciler.core.cronlex import env_value, first_word, is_duration, split_percent
 from reconciler.core.cronwords import (
     describe_duration,
     explain_expr,
     format_duration,
-    parse_duration,
 )
-from reconciler.core.errors import ExprError, SpecError, SpecErrors
-from reconciler.core.httpjob import HttpRequest, JobKind
+from reconciler.core.errors import ExprError, RequestProblem, SpecError, SpecErrors
+from reconciler.core.httpjob import (
+    HttpRequest,
+    JobKind,
+    describe,
+    is_request_line,
+    parse_request_line,
+)
 from reconciler.core.model import CRONTAB_FILE
 
-CronKind = Literal["cron", "every", "reboot", "once"]
-
-_ENV_LINE = re.compile(r"(?P<q>[\"']?)(?P<name>[^\s=\"']+)(?P=q)\s*=\s*(?P<value>.*)")
+_ENV_LINE = re.compile(
+    r"(?P<q>[\"']?)(?P<name>[^ \t=\"']+)(?P=q)[ \t]*=[ \t]*(?P<value>.*)", re.ASCII
+)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FIELDS = re.compile(r"(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+(.*))?")
 _IGNORED = {
     "MAILTO": "is ignored; notifications are configured on the server",
     "MAILFROM": "is ignored; notifications are configured on the server",
     "RANDOM_DELAY": "is ignored; use cron.jitter in .hoody/app.yaml",
 }
-_SIX = (
-    "6 schedule fields: the sixth field means seconds to some tools and years to others; "
-    "use @every for sub-minute schedules"
-)
-_SEVEN = (
-    "7 schedule fields: seconds and years fields (Quartz syntax) are not supported; "
-    "use @every for sub-minute schedules"
-)
-_MAX_EVERY = 366 * 86400.0
-_KNOWN = ", ".join([*MACROS, "@reboot"]) + " or @every <duration>"
 
 
 @dataclass(frozen=True)
@@ -113,8 +108,8 @@ def parse_crontab(text: str, file: str = CRONTAB_FILE, default_timezone: str = "
     def error(line: int, fld: str | None, message: str) -> None:
         errors.append(SpecError(file, line, fld, message))
 
-    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
-        line = raw.strip()
+    for number, raw in enumerate(lines(text.removeprefix("\ufeff")), start=1):
+        line = raw.strip(" \t")
         if not line or line.startswith("#"):
             continue
         assignment = _ENV_LINE.fullmatch(line)
@@ -146,13 +141,22 @@ def parse_crontab(text: str, file: str = CRONTAB_FILE, default_timezone: str = "
                 env[name] = value
             continue
         problems: list[tuple[str | None, str]] = []
-        parsed = _parse_schedule(line, problems)
+        parsed = parse_schedule(line, problems)
         for fld, message in problems:
             error(number, fld, message)
         if parsed is None:
             continue
         raw_schedule, schedule, kind, every, rest = parsed
-        command, stdin = split_percent(rest)
+        request: HttpRequest | None = None
+        if is_request_line(rest):  # an HTTP job: `%` is literal (URLs percent-encode)
+            command, stdin = rest.rstrip(" \t"), None
+            try:
+                request = parse_request_line(command)
+            except RequestProblem as exc:
+                error(number, exc.field, str(exc))
+                continue
+        else:
+            command, stdin = split_percent(rest)
         if stdin is not None:
             warnings.append(
                 f"{file}:{number}: unescaped % ends the command; the rest becomes stdin "
@@ -162,6 +166,13 @@ def parse_crontab(text: str, file: str = CRONTAB_FILE, default_timezone: str = "
             error(number, "command", "empty command before the %")
             continue
         ident = _identity(schedule, command, stdin, env, zone, shell)
+        if "~" in schedule:  # random ranges: picked from the identity, so stable
+            try:
+                schedule = parse_expr(pick_random(schedule, ident)[0]).text
+            except ExprError as exc:
+                for fld, message in exc.problems:
+                    error(number, fld, message)
+                continue
         if ident in seen:  # identical lines: both run, as in cron; keep ids unique
             first, count = seen[ident]
             seen[ident] = (first, count + 1)
@@ -182,71 +193,12 @@ def parse_crontab(text: str, file: str = CRONTAB_FILE, default_timezone: str = "
                 timezone=zone,
                 shell=shell,
                 every=every,
+                request=request,
             )
         )
     if errors:
         raise SpecErrors(sorted(errors, key=lambda e: e.line or 0))
     return Crontab(tuple(entries), tuple(warnings))
-
-
-def _parse_schedule(
-    line: str, problems: list[tuple[str | None, str]]
-) -> tuple[str, str, CronKind, float | None, str] | None:
-    """Split a job line into (raw schedule, schedule, kind, every, rest of line)."""
-    kind: CronKind
-    if line.startswith("@"):
-        word, rest = first_word(line)
-        if word == "@every":
-            text, rest = first_word(rest)
-            try:
-                seconds = parse_duration(text)
-            except ValueError as exc:
-                problems.append(("@every", str(exc)))
-                return None
-            if not 1 <= seconds <= _MAX_EVERY:
-                limit = "short; the minimum is 1s" if seconds < 1 else "long; the maximum is 366d"
-                problems.append(("@every", f"{text} is too {limit}"))
-                return None
-            following = rest.split(maxsplit=1)[0] if rest else ""
-            if following and is_duration(following):
-                problems.append(("@every", f"write the duration without spaces: {text}{following}"))
-                return None
-            raw, schedule, kind, every = (
-                f"@every {text}",
-                f"@every {format_duration(seconds)}",
-                "every",
-                seconds,
-            )
-        elif word == "@reboot":
-            raw, schedule, kind, every = word, word, "reboot", None
-        elif word in MACROS:
-            raw, schedule, kind, every = word, MACROS[word], "cron", None
-        else:
-            problems.append((None, f"unknown schedule {word!r}; use {_KNOWN}"))
-            return None
-        if not rest:
-            problems.append(("command", f"missing command after {raw}"))
-            return None
-        return raw, schedule, kind, every, rest
-    match = _FIELDS.fullmatch(line)
-    if not match:
-        problems.append((None, "expected 5 schedule fields and a command, or NAME=value"))
-        return None
-    fields, rest = match.groups()[:5], match[6] or ""
-    try:
-        expr = parse_expr(" ".join(fields))
-    except ExprError as exc:
-        problems.extend(exc.problems)
-        return None
-    words = rest.split(maxsplit=2)
-    if words and looks_like_field(words[0]):
-        seven = len(words) > 1 and looks_like_field(words[1])
-        problems.append((None, _SEVEN if seven else _SIX))
-        return None
-    if not rest:
-        problems.append(("command", "missing command after the 5 schedule fields"))
-        return None
-    return " ".join(fields), expr.text, "cron", None, rest
 
 
 def _identity(
@@ -301,7 +253,13 @@ def next_fires(entry: CronEntry, after: datetime, n: int) -> list[datetime]:
 
 
 def explain(entry: CronEntry) -> str:
-    """Human words: "at minute 0 past every 2nd hour, on Monday through Friday (UTC)"."""
+    """Human words: "at minute 0 past every 2nd hour, on Monday through Friday (UTC)";
+    for an HTTP job, then the request it makes."""
+    text = _explain_schedule(entry)
+    return f"{text}; {describe(entry.request)}" if entry.request is not None else text
+
+
+def _explain_schedule(entry: CronEntry) -> str:
     if entry.kind == "reboot":
         return "once, when the environment starts (@reboot)"
     if entry.kind == "once":
@@ -315,6 +273,15 @@ def explain(entry: CronEntry) -> str:
     text = explain_expr(parse_expr(entry.schedule))
     if entry.raw_schedule.startswith("@"):
         return f"{text} ({entry.raw_schedule}, {entry.timezone})"
+    picked = [
+        f"{FIELD_NAMES[i]} {mine} for {raw}"
+        for i, (raw, mine) in enumerate(
+            zip(words(entry.raw_schedule), entry.schedule.split(), strict=False)
+        )
+        if "~" in raw
+    ]
+    if picked:
+        return f"{text} ({entry.timezone}; random ranges picked: {', '.join(picked)})"
     return f"{text} ({entry.timezone})"
 
 
@@ -325,7 +292,8 @@ def managed_entry(
     run_at: datetime | None = None,
     timezone: str = "UTC",
 ) -> CronEntry:
-    """An entry created through the API: a schedule line, or a one-shot `run_at`.
+    """An entry created through the API: a schedule line, or a one-shot `run_at`. An HTTP
+    job's `command` is its crontab form (`| POST http://web:8080/... retries=3`).
     Raises SpecErrors (file `api`) when the schedule is invalid."""
     if (schedule is None) == (run_at is None):
         raise SpecErrors(
@@ -333,6 +301,12 @@ def managed_entry(
         )
     if not command.strip():
         raise SpecErrors([SpecError("api", None, "command", "must not be empty")])
+    request = None
+    if is_request_line(command):
+        try:
+            request = parse_request_line(command)
+        except RequestProblem as exc:
+            raise SpecErrors([SpecError("api", None, f"request.{exc.field}", str(exc))]) from exc
     if run_at is not None:
         if run_at.tzinfo is None:
             raise SpecErrors([SpecError("api", None, "run_at", "needs a time zone offset")])
@@ -347,6 +321,7 @@ def managed_entry(
             env={},
             timezone=timezone,
             run_at=run_at,
+            request=request,
         )
     assert schedule is not None
     if "\n" in schedule or "\n" in command:

@@ -6,6 +6,9 @@
     │   └── SpecErrors         several SpecError at once (a whole file)        no
     ├── BadValue               one value is wrong; its reader adds the place   no
     ├── ExprError              a cron schedule is wrong ((field, message)s)    no
+    ├── RequestProblem         an HTTP job's request is wrong (`field`)        no
+    ├── HttpJobRefused         an HTTP job may not be made (target, ${VAR})    no
+    ├── StoreUnavailable       the run log cannot be written (database down)   yes, 5 s
     ├── GitError               fetch / read failed                             yes, 15 s
     ├── RuntimeUnavailable     the container engine cannot be reached          yes, 10 s
     ├── RuntimeFailure         the engine refused an operation (`status`)      no
@@ -118,6 +121,27 @@ class ExprError(ReconcilerError):
     def __init__(self, problems: list[tuple[str | None, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in problems))
+
+
+class RequestProblem(ReconcilerError):
+    """What is wrong with an HTTP job's request, and the field it is in (`url`, ...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class HttpJobRefused(ReconcilerError):
+    """An HTTP job's request is not made: its target is outside the environment and not
+    allowed, its service has no address, or a `${VAR}` it names is not set."""
+
+
+class StoreUnavailable(ReconcilerError):
+    """The run log could not be written (the database is down or read-only): firings
+    that cannot be claimed are skipped, never run unclaimed."""
+
+    retryable = True
+    retry_after = 5.0
 
 
 class GitError(ReconcilerError):

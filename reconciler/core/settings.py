@@ -83,6 +83,24 @@ class SchedulerSettings:
     ] = 1.0
 
 
+_HTTP_ALLOW = re.compile(r"^[A-Za-z0-9._-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$")
+
+
+def _allow_ok(value: str) -> bool:
+    return bool(_HTTP_ALLOW.match(value))
+
+
+@dataclass(frozen=True)
+class CronServerSettings:
+    """`cron:` in hoody.yaml: what the operator allows the branches' schedules."""
+
+    # Hosts an HTTP job may call besides the environment's own services: `host` (any
+    # port) or `host:port`, e.g. `hooks.example.com`, `10.0.0.5:9000`. Empty: none.
+    http_allow: Annotated[
+        tuple[str, ...], Each(Check(_allow_ok, "expected host or host:port"))
+    ] = ()
+
+
 @dataclass(frozen=True)
 class ReplicaSettings:
     """Several `hoody serve` on one database: each repo is led by one of them."""
@@ -258,6 +276,7 @@ class Settings:
     # costs one pass per interval, and the last push is always deployed.
     min_pass_interval: Seconds = 2.5
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    cron: CronServerSettings = field(default_factory=CronServerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     # Apprise URLs for job failure / recovery notifications
     notify: Annotated[

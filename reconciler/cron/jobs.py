@@ -15,8 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from reconciler.core.errors import ReconcilerError
+from reconciler.core.httpjob import HttpRequest
 from reconciler.core.redact import Masker
 from reconciler.runtime import Runtime
 
@@ -80,16 +82,19 @@ class Job:
     variables: Mapping[str, str] = field(default_factory=dict)
     user: str | None = None
     timeout: float = 3600.0
+    request: HttpRequest | None = None  # an HTTP job: made by the service, not exec'd
+    services: Mapping[str, str] = field(default_factory=dict)  # service -> its container
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: str  # succeeded | failed | timed_out | cancelled | error
     exit_code: int | None
-    stdout: str
-    stderr: str
+    stdout: str  # an HTTP job: the response body (head and tail)
+    stderr: str  # an HTTP job: one line per attempt
     reason: str | None = None
     duration: float = 0.0  # seconds the job ran
+    http_status: int | None = None  # an HTTP job: the last response's status
 
 
 class Flag:
@@ -131,6 +136,10 @@ class Handle:
             self.kill()
 
 
+class Runner(Protocol):
+    def run(self, job: Job, handle: Handle) -> Outcome: ...
+
+
 class DockerJobRunner:
     """Runs jobs with `docker exec`. `secrets(repo)` names the values masked in their
     stored output (the repo's `env` and every `${VAR}`-expanded setting): a job running
@@ -141,11 +150,13 @@ class DockerJobRunner:
         runtime: Runtime,
         grace: float = 5.0,
         secrets: Callable[[str], Iterable[str]] | None = None,
+        http: Runner | None = None,
     ) -> None:
         self.runtime = runtime
         self.grace = grace
         self.secrets = secrets
         self._maskers: dict[str, Masker] = {}
+        self.http = http  # runs HTTP jobs (`httpjobs.HttpJobRunner`); None: they fail
 
     def masker(self, repo: str) -> Masker | None:
         if self.secrets is None:
@@ -156,6 +167,10 @@ class DockerJobRunner:
         return found
 
     def run(self, job: Job, handle: Handle) -> Outcome:
+        if job.request is not None:
+            if self.http is None:
+                return Outcome("error", None, "", "", "HTTP jobs are not set up in this service")
+            return self.http.run(job, handle)
         masker = self.masker(job.repo)
         out, err = OutputBuffer(), OutputBuffer()
         script = (

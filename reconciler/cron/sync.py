@@ -20,11 +20,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.core.crontab import CronEntry, Crontab, managed_entry, parse_crontab
-from reconciler.core.errors import ReconcilerError, SpecError, SpecErrors, UnknownEnvironment
+from reconciler.core.errors import (
+    ReconcilerError,
+    RequestProblem,
+    SpecError,
+    SpecErrors,
+    UnknownEnvironment,
+)
+from reconciler.core.httpjob import make_request, request_line
 from reconciler.core.limits import crontab_problems, too_large
 from reconciler.core.model import CRONTAB_FILE, DesiredEnvironment
 from reconciler.core.naming import container_name
 from reconciler.core.settings import LimitsSettings
+from reconciler.cron.httpjobs import check_target
 from reconciler.cron.scheduler import Scheduler, Target
 from reconciler.storage.store import Store
 
@@ -51,11 +59,13 @@ class ScheduleSync:
         note: Note,
         store: Store | None = None,
         limits: LimitsSettings | None = None,
+        http_allow: tuple[str, ...] = (),
     ) -> None:
         self.scheduler = scheduler
         self.note = note
         self.store = store
         self.limits = limits or LimitsSettings()
+        self.http_allow = http_allow  # cron.http_allow: hosts HTTP jobs may call
         self._known: dict[str, _Known] = {}
         self.errors: dict[str, str] = {}  # env -> the rejection message, while rejected
         self._lock = threading.RLock()
@@ -70,7 +80,11 @@ class ScheduleSync:
         crontab_sig = _digest(text)
         sig = _digest(text, repr(settings), env.services[service].spec_hash)
         target = Target(
-            env.repo, container_name(env.name, service), env.services[service].env, settings
+            env.repo,
+            container_name(env.name, service),
+            env.services[service].env,
+            settings,
+            {name: container_name(env.name, name) for name in env.services},
         )
         with self._lock:
             known = self._known.get(env.name)
@@ -89,10 +103,10 @@ class ScheduleSync:
         if service in started:
             self.scheduler.reboot(env.name)
 
-    def parse(self, text: str, timezone: str) -> Crontab:
+    def parse(self, text: str, timezone: str, services: frozenset[str] = frozenset()) -> Crontab:
         """The whole crontab within the server's limits, or SpecErrors naming the lines:
-        over `limits.max_crontab_bytes`, `max_cron_entries` or `min_every`, nothing of it
-        is used."""
+        over `limits.max_crontab_bytes`, `max_cron_entries` or `min_every`, or an HTTP
+        job to a host that is not one of `services` nor allowed, nothing of it is used."""
         data = text.encode("utf-8", "surrogateescape")
         if len(data) > self.limits.max_crontab_bytes:
             prefix = data[: self.limits.max_crontab_bytes].decode("utf-8", "replace")
@@ -101,6 +115,10 @@ class ScheduleSync:
             return Crontab((), ())
         tab = parse_crontab(text, CRONTAB_FILE, timezone)
         problems = crontab_problems(tab, self.limits, CRONTAB_FILE)
+        for e in tab.entries:
+            refused = e.request and check_target(e.request, services, self.http_allow)
+            if refused:
+                problems.append(SpecError(CRONTAB_FILE, e.line, "url", refused))
         if problems:
             raise SpecErrors(problems)
         return tab
@@ -110,7 +128,7 @@ class ScheduleSync:
         try:
             if env.crontab_error:
                 raise SpecError(CRONTAB_FILE, None, None, env.crontab_error)
-            tab = self.parse(text, settings.timezone)
+            tab = self.parse(text, settings.timezone, frozenset(target.services))
         except SpecError as e:
             msg = f"schedule rejected: {e}; the previous schedule keeps running"
             self.errors[env.name] = msg
@@ -201,7 +219,8 @@ class ScheduleSync:
     def put_crontab(self, env: str, user: str, text: str) -> Crontab:
         """Replace one user's schedule atomically, with the same validation as git."""
         known = self._target(env)
-        tab = self.parse(text, known.target.settings.timezone)  # SpecErrors
+        services = frozenset(known.target.services)
+        tab = self.parse(text, known.target.settings.timezone, services)  # SpecErrors
         self.scheduler.replace(env, known.target, tab, "api", user=user, text=text)
         self.note(
             known.repo,
@@ -224,7 +243,7 @@ class ScheduleSync:
         expires = _when(body.get("expires_at"), "expires_at")
         entry = managed_entry(
             entry_id,
-            str(body.get("command") or ""),
+            self._command(body, known.target),
             body.get("schedule"),
             run_at,
             known.target.settings.timezone,
@@ -243,6 +262,35 @@ class ScheduleSync:
         )
         self._sync_managed(env, user)
         return entry
+
+    def _command(self, body: dict[str, Any], target: Target) -> str:
+        """The entry's command: `command`, or the crontab form of `request` (an HTTP job);
+        exactly one of them. SpecError names the field."""
+        command, request = body.get("command"), body.get("request")
+        if (command in (None, "")) == (request is None):
+            raise SpecError("api", None, "command", "give exactly one of command or request")
+        options = {k: body[k] for k in _REQUEST_TOP if body.get(k) is not None}
+        if request is None:
+            if options:
+                raise SpecError("api", None, next(iter(options)), "only for an HTTP job (request)")
+            return str(command)
+        if not isinstance(request, dict):
+            raise SpecError("api", None, "request", "expected an object {method, url, ...}")
+        for key in request:
+            if key not in _REQUEST_KEYS:
+                known = ", ".join(_REQUEST_KEYS)
+                raise SpecError("api", None, f"request.{key}", f"unknown; use {known}")
+            if key in options:
+                raise SpecError("api", None, key, f"given twice (also as request.{key})")
+        try:
+            req = make_request(**{**request, **options})
+        except RequestProblem as e:
+            where = e.field if e.field in options else f"request.{e.field}"
+            raise SpecError("api", None, where, str(e)) from e
+        refused = check_target(req, target.services, self.http_allow)
+        if refused:
+            raise SpecError("api", None, "request.url", refused)
+        return request_line(req)
 
     def delete_entry(self, env: str, entry_id: str) -> bool:
         self._target(env)
@@ -289,6 +337,10 @@ class ScheduleSync:
         known = self._known.get(env)
         if known is not None:
             self.note(known.repo, env, "entry_removed", f"managed entry {entry_id} {why}", "info")
+
+
+_REQUEST_TOP = ("retries", "retry_backoff", "timeout", "expect")
+_REQUEST_KEYS = ("method", "url", "headers", "body", *_REQUEST_TOP)
 
 
 def _when(value: Any, name: str) -> datetime | None:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from reconciler.core.crontab import CronEntry
 from reconciler.core.errors import ApiError, ReconcilerError, SpecError, UnknownEnvironment
+from reconciler.core.httpjob import parse_request_line as request_of
 from reconciler.core.naming import is_dns_label
 from reconciler.core.plan import action_json
 from reconciler.core.redact import scrub
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from reconciler.serve.service import Service
 
 log = logging.getLogger(__name__)
+REQUEST_TOP = ("retries", "retry_backoff", "timeout", "expect")  # HTTP job options
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
@@ -301,9 +304,7 @@ def create_api(service: Service) -> Blueprint:
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "send a JSON object {schedule | run_at, command}")
         entry = schedules(lambda: service.schedules.add_entry(env, user, body))
-        return jsonify(
-            {"id": entry.id, "schedule": entry.raw_schedule, "command": entry.command}
-        ), 201
+        return jsonify(entry_view(entry)), 201
 
     @bp.patch("/environments/<env>/users/<user>/entries/<entry_id>")
     @mutation
@@ -315,9 +316,19 @@ def create_api(service: Service) -> Blueprint:
         if current is None or current["user"] != user:
             raise ApiError(404, "not_found", f"no managed entry {entry_id!r}")
         merged = {k: current.get(k) for k in ("schedule", "command")}
-        for k in ("schedule", "run_at", "command", "expires_at"):
+        if "request" in body:  # an HTTP job's request replaces the command
+            merged.pop("command")
+        elif "command" not in body and str(current.get("command")).startswith("|"):
+            merged.pop("command")  # the stored request, re-read with the changed options
+            merged["request"] = views.request_view(request_of(current["command"]))
+        for k in ("schedule", "run_at", "command", "expires_at", "request", *REQUEST_TOP):
             if k in body:
                 merged[k] = body[k]
+        req = merged.get("request")
+        if isinstance(req, dict):  # options given at the top level win
+            merged["request"] = {
+                k: v for k, v in req.items() if k not in REQUEST_TOP or k not in body
+            }
         if body.get("run_at"):
             merged["schedule"] = None
         elif current.get("run_at") and "schedule" not in body:
@@ -325,7 +336,16 @@ def create_api(service: Service) -> Blueprint:
         if current.get("expires_at") and "expires_at" not in body:
             merged["expires_at"] = views.iso(current["expires_at"])
         entry = schedules(lambda: service.schedules.add_entry(env, user, merged, entry_id))
-        return jsonify({"id": entry.id, "schedule": entry.raw_schedule, "command": entry.command})
+        return jsonify(entry_view(entry))
+
+    def entry_view(entry: CronEntry) -> dict[str, Any]:
+        return {
+            "id": entry.id,
+            "schedule": entry.raw_schedule,
+            "command": entry.command,
+            "job_kind": entry.job_kind,
+            "request": views.request_view(entry.request),
+        }
 
     @bp.delete("/environments/<env>/users/<user>/entries/<entry_id>")
     @mutation

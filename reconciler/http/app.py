@@ -74,6 +74,10 @@ def create_app(settings: Settings, service: Service) -> Flask:
             checks["store"] = "ok"
         except Exception as e:  # noqa: BLE001 — reported, not raised
             checks["store"] = f"failed: {e}"
+        # the run log takes writes (a read-only SQLite file still answers the ping) and
+        # took the scheduler's last claim
+        stuck = service.scheduler.store_error or service.store.runs.probe_write()
+        checks["scheduler"] = "ok" if stuck is None else f"failed: {stuck}"
         try:
             service.runtime.ping()
             checks["docker"] = "ok"

@@ -104,8 +104,11 @@ SCHEMAS: dict[str, Any] = {
             "status": S,
             "trigger": S,
             "exit_code": NI,
-            "stdout": NS,
-            "stderr": NS,
+            "http_status": NI,  # an HTTP job's last response status
+            "duration": {"type": ["number", "null"]},
+            "job_kind": {"type": "string", "enum": ["command", "http"]},
+            "stdout": NS,  # an HTTP job: the response body (head and tail)
+            "stderr": NS,  # an HTTP job: one line per attempt
         },
     },
     "Entry": {
@@ -116,11 +119,41 @@ SCHEMAS: dict[str, Any] = {
             "source": S,
             "schedule": S,
             "command": S,
+            "job_kind": {"type": "string", "enum": ["command", "http"]},
+            "request": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Request"}]},
             "next": {"type": "array", "items": S},
+        },
+    },
+    "Request": {
+        "type": "object",
+        "required": ["method", "url"],
+        "properties": {
+            "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]},
+            "url": S,  # http://<service>:<port>/<path>
+            "headers": {"type": "object", "additionalProperties": S},
+            "body": NS,
+            "timeout": ANY,  # seconds, or "10s"
+            "expect": ANY,  # [200, 204] or "200,204"
+            "retries": ANY,
+            "retry_backoff": ANY,
         },
     },
 }
 
+_ENTRY_BODY = {
+    "type": "object",
+    "properties": {
+        "schedule": S,
+        "run_at": S,
+        "command": S,
+        "request": {"$ref": "#/components/schemas/Request"},
+        "retries": ANY,
+        "retry_backoff": ANY,
+        "timeout": ANY,
+        "expect": ANY,
+        "expires_at": S,
+    },
+}
 _ENVIRONMENT = {"$ref": "#/components/schemas/Environment"}
 _RUN = {"$ref": "#/components/schemas/Run"}
 
@@ -263,17 +296,13 @@ PATHS: dict[str, Any] = {
     },
     "/environments/{env}/users/{user}/entries": {
         "post": _op(
-            "Add a managed entry ({schedule | run_at, command, expires_at?})",
+            "Add a managed entry ({schedule | run_at, command | request, retries?, expires_at?})",
             {"201": _json(_obj(id=S, schedule=S, command=S), "Created"), **_err(400, 404)},
             [ENV, USER],
             secured=True,
             body={
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": _obj(schedule=S, run_at=S, command=S, expires_at=S)
-                    }
-                },
+                "content": {"application/json": {"schema": _ENTRY_BODY}},
             },
         )
     },
@@ -285,11 +314,7 @@ PATHS: dict[str, Any] = {
             secured=True,
             body={
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": _obj(schedule=S, run_at=S, command=S, expires_at=S)
-                    }
-                },
+                "content": {"application/json": {"schema": _ENTRY_BODY}},
             },
         ),
         "delete": _op(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.core.crontab import explain, next_fires
 from reconciler.core.errors import ReconcilerError
+from reconciler.core.httpjob import HttpRequest
 from reconciler.core.model import ObservedEnvironment
 from reconciler.storage.runlog import RunRecord
 
@@ -133,12 +134,16 @@ def cron_entries(service: Service, env: str, n: int = 5) -> list[dict[str, Any]]
                     "line": e.line,
                     "schedule": e.raw_schedule,
                     "command": e.command,
+                    "job_kind": e.job_kind,
+                    "request": request_view(e.request),
                     "timezone": e.timezone,
                     "explain": explain(e),
                     "paused": state.paused,
                     "running": len(state.live()),
                     "next": [t.isoformat() for t in times],
                     "next_local": [t.astimezone(_zone(e.timezone)).isoformat() for t in times],
+                    # fires off whole minutes (`@every 30s`): the dashboard shows seconds
+                    "show_seconds": e.kind == "every" and (e.every or 60) % 60 != 0,
                     "expires_at": state.expires_at.isoformat() if state.expires_at else None,
                     "last_run": run_view(last[0]) if last else None,
                 }
@@ -150,6 +155,22 @@ def _zone(name: str) -> Any:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(name)
+
+
+def request_view(req: HttpRequest | None) -> dict[str, Any] | None:
+    """An HTTP job's request as written (`${VAR}` not expanded: no secret in it)."""
+    if req is None:
+        return None
+    return {
+        "method": req.method,
+        "url": req.url,
+        "headers": dict(req.headers),
+        "body": req.body,
+        "timeout": req.timeout,
+        "expect": list(req.expect),
+        "retries": req.retries,
+        "retry_backoff": req.retry_backoff,
+    }
 
 
 def run_view(r: RunRecord, output: bool = True) -> dict[str, Any]:
@@ -170,8 +191,14 @@ def run_view(r: RunRecord, output: bool = True) -> dict[str, Any]:
         "attempt": r.attempt,
         "reason": r.reason,
         "duration": (
-            round(r.finished_at - r.started_at, 3) if r.finished_at and r.started_at else None
+            round(r.duration, 3)
+            if r.duration is not None
+            else round(r.finished_at - r.started_at, 3)
+            if r.finished_at and r.started_at
+            else None
         ),
+        "http_status": r.http_status,  # an HTTP job's last response status
+        "job_kind": "http" if r.command.startswith("|") else "command",
     }
     if output:
         d["stdout"], d["stderr"] = r.stdout, r.stderr

@@ -21,6 +21,7 @@ from reconciler.core.errors import (
     retry_delay,
 )
 from reconciler.core.settings import RepoSettings, Settings
+from reconciler.cron.httpjobs import HttpJobRunner
 from reconciler.cron.jobs import DockerJobRunner, Outcome
 from reconciler.cron.scheduler import Scheduler
 from reconciler.cron.sync import ScheduleSync
@@ -89,7 +90,7 @@ class Service:
         sched = settings.scheduler
         self.scheduler = Scheduler(
             store.runs,
-            DockerJobRunner(runtime, grace=sched.kill_grace, secrets=self.secret_values),
+            self._job_runner(runtime),
             owner=scheduler_owner(settings.state_dir),
             notify=self._scheduler_note,
             workers=sched.workers,
@@ -98,7 +99,11 @@ class Service:
             lead=sched.claim_ahead,
         )
         self.schedules = ScheduleSync(
-            self.scheduler, self._scheduler_note, store, limits=settings.limits
+            self.scheduler,
+            self._scheduler_note,
+            store,
+            limits=settings.limits,
+            http_allow=settings.cron.http_allow,
         )
         self.controller.on_applied.append(self.schedules.applied)
         self.controller.on_removed.append(self.schedules.removed)
@@ -146,6 +151,19 @@ class Service:
     ) -> None:
         self.controller.note(repo, env, kind, message, level=level, force=True)
         self.notifier.event(repo, env, kind, message, level)
+
+    def _job_runner(self, runtime: Runtime) -> DockerJobRunner:
+        """Commands run with `docker exec`; HTTP jobs are requests the service makes."""
+        runner = DockerJobRunner(
+            runtime, grace=self.settings.scheduler.kill_grace, secrets=self.secret_values
+        )
+        runner.http = HttpJobRunner(
+            runtime,
+            self.settings.cron.http_allow,
+            self.settings.docker.publish_host,
+            masker=runner.masker,
+        )
+        return runner
 
     def secret_values(self, repo: str) -> list[str]:
         """What must never appear in a job's stored output: the repo's `env` values and

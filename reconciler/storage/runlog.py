@@ -22,92 +22,19 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from reconciler.storage.runrows import CLAIMED, FINAL, NOT_STARTED, Claim, RunRecord, record
 from reconciler.storage.schema import metadata, runs
 
 log = logging.getLogger(__name__)
 
-CLAIMED = "claimed"  # transient: a firing claimed ahead of its instant, not started yet
-# The rows of firings of ours whose job has not begun: claimed ahead, or claimed `running`
-# at once (manual, reboot, catch-up) and stopped before the hand-over.
-NOT_STARTED = (CLAIMED, "running")
-FINAL = (
-    "succeeded",
-    "failed",
-    "timed_out",
-    "skipped",
-    "missed",
-    "cancelled",
-    "interrupted",
-    "error",
-)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    repo: str
-    env: str
-    entry_id: str
-    line: int | None
-    schedule: str
-    command: str
-    trigger: str
-    scheduled_for: float
-    attempt: int
-    started_at: float | None
-    finished_at: float | None
-    status: str
-    exit_code: int | None
-    stdout: str | None
-    stderr: str | None
-    reason: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def _record(row: Any) -> RunRecord:
-    m = row._mapping
-    return RunRecord(**{k: m[k] for k in RunRecord.__dataclass_fields__})
-
-
+__all__ = ["CLAIMED", "FINAL", "NOT_STARTED", "Claim", "RunLog", "RunRecord", "runs"]
 WRITE_BATCH = 5000  # queued writes per transaction at most
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One firing to claim: the run row's identity and what it records."""
-
-    repo: str
-    env: str
-    entry_id: str
-    line: int | None
-    schedule: str
-    command: str
-    trigger: str
-    scheduled_for: float
-    attempt: int
-    planned_start: float  # started_at until the finish records the real start
-
-    def row(self) -> dict[str, Any]:
-        """The run row's own columns (status, owner and times are the caller's)."""
-        return {
-            "repo": self.repo,
-            "env": self.env,
-            "entry_id": self.entry_id,
-            "line": self.line,
-            "schedule": self.schedule,
-            "command": self.command,
-            "trigger": self.trigger,
-            "scheduled_for": self.scheduled_for,
-            "attempt": self.attempt,
-        }
+OUTAGE_PATIENCE = 600.0  # seconds queued writes wait for a database that is down
 
 
 def _dialect_insert(engine: Engine) -> Any:
@@ -197,6 +124,32 @@ class RunLog:
                 got[(env, entry_id, float(sched), int(attempt))] = int(rid)
         return [got.get((c.env, c.entry_id, c.scheduled_for, c.attempt)) for c in claims]
 
+    def probe_write(self) -> str | None:
+        """Whether the run log takes writes now (a read-only SQLite file answers reads):
+        an UPDATE of no row, rolled back. None if it does, else the error's first line."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(runs.update().where(runs.c.id == -1).values(status=runs.c.status))
+                conn.rollback()
+        except sa.exc.SQLAlchemyError as exc:
+            lines = str(exc).strip().splitlines()
+            return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+        return None
+
+    def record_missed(self, claims: Sequence[tuple[Claim, str]], owner: str | None) -> int:
+        """Firings that could not be claimed, as `missed` rows with their reason; a
+        firing some instance did claim keeps its row (ON CONFLICT DO NOTHING). Returns
+        how many rows were written."""
+        if not claims:
+            return 0
+        now = time.time()
+        rows = [
+            {**c.row(), "status": "missed", "owner": owner, "reason": why, "finished_at": now}
+            for c, why in claims
+        ]
+        with self.engine.begin() as conn:
+            return len(list(conn.execute(self._claim_stmt, rows)))
+
     # -- the writer: batched writes after a run started ------------------------------
 
     def finish_later(
@@ -209,8 +162,11 @@ class RunLog:
         reason: str | None,
         started_at: float | None,
         finished_at: float,
+        http_status: int | None = None,
+        duration: float | None = None,
     ) -> None:
-        row = (status, exit_code, stdout, stderr, reason, started_at, finished_at, run_id)
+        row: tuple[Any, ...] = (status, exit_code, stdout, stderr, reason, http_status)
+        row += (duration, started_at, finished_at, run_id)
         self._enqueue("finish", row)
 
     def started_later(self, run_ids: Sequence[int], at: float) -> None:
@@ -285,14 +241,28 @@ class RunLog:
     def _commit(self, batch: list[tuple[str, Any]]) -> None:
         """One transaction for the batch; if it keeps failing (a locked or broken
         database), each write alone, so that one bad write does not sink the others."""
-        for attempt in range(3):
+        deadline = time.monotonic() + OUTAGE_PATIENCE
+        failures = 0
+        while True:
             try:
                 with self.engine.begin() as conn:
                     self._write(conn, batch)
                 return
+            except sa.exc.OperationalError:
+                # The database is down or read-only: the writes wait for it (a finish
+                # written late beats a run left `running`), up to OUTAGE_PATIENCE.
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.warning("run log: database unavailable; %d writes wait", len(batch))
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(min(1.0, 0.1 * failures))
             except Exception:
                 log.exception("run log: a batch of %d writes failed", len(batch))
-                time.sleep(0.2 * (attempt + 1))
+                failures += 1
+                if failures >= 3:
+                    break
+                time.sleep(0.2 * failures)
         for item in batch:
             try:
                 with self.engine.begin() as conn:
@@ -315,7 +285,8 @@ class RunLog:
         if finishes:
             conn.exec_driver_sql(
                 f"UPDATE runs SET status = {p}, exit_code = {p}, stdout = {p}, stderr = {p}, "
-                f"reason = {p}, started_at = COALESCE({p}, started_at), finished_at = {p} "
+                f"reason = {p}, http_status = {p}, duration = {p}, "
+                f"started_at = COALESCE({p}, started_at), finished_at = {p} "
                 f"WHERE id = {p} AND status IN ('running', '{CLAIMED}')",
                 finishes,
             )
@@ -326,7 +297,7 @@ class RunLog:
     def get(self, run_id: int) -> RunRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
-        return _record(row) if row else None
+        return record(row) if row else None
 
     def list(
         self,
@@ -345,7 +316,7 @@ class RunLog:
         if status:
             q = q.where(runs.c.status == status)
         with self.engine.connect() as conn:
-            return [_record(r) for r in conn.execute(q)]
+            return [record(r) for r in conn.execute(q)]
 
     def last_scheduled(self, env: str, entry_id: str) -> float | None:
         """The latest scheduled time this entry was claimed for (any status)."""

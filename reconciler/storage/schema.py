@@ -106,6 +106,8 @@ runs = sa.Table(
     sa.Column("stderr", sa.Text, nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("owner", sa.String(64), nullable=True),  # scheduler instance that claimed it
+    sa.Column("http_status", sa.Integer, nullable=True),  # an HTTP job's response status
+    sa.Column("duration", sa.Float, nullable=True),  # seconds the job ran
     sa.UniqueConstraint("env", "entry_id", "scheduled_for", "attempt", name="uq_run_claim"),
     sa.Index("ix_runs_env_entry", "env", "entry_id", "id"),
 )

@@ -13,10 +13,10 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Protocol
 
 from reconciler.core.crontab import CronEntry
-from reconciler.cron.jobs import Handle, Job, Outcome
+from reconciler.cron.jobs import Outcome
+from reconciler.cron.jobs import Runner as Runner
 from reconciler.cron.scheduler.clock import Clock
 from reconciler.cron.scheduler.firing import Firing
 from reconciler.cron.scheduler.tables import Tables
@@ -26,10 +26,6 @@ from reconciler.storage.runlog import RunLog
 log = logging.getLogger(__name__)
 Notify = Callable[[str, str, str, str, str], None]  # repo, env, kind, message, level
 RunFinished = Callable[[str, str, CronEntry, str, Outcome], None]  # repo, env, entry, trigger
-
-
-class Runner(Protocol):
-    def run(self, job: Job, handle: Handle) -> Outcome: ...
 
 
 class Execution:
@@ -69,7 +65,13 @@ class Execution:
         try:
             o = self.runner.run(f.job, handle)
             outcome = Outcome(
-                o.status, o.exit_code, o.stdout, o.stderr, o.reason, time.monotonic() - started
+                o.status,
+                o.exit_code,
+                o.stdout,
+                o.stderr,
+                o.reason,
+                time.monotonic() - started,
+                o.http_status,
             )
         except Exception as ex:
             log.exception("[%s/%s] job %s crashed", target.repo, table.env, e.id)
@@ -77,7 +79,13 @@ class Execution:
         if handle.cancelled.is_set() and outcome.status not in ("timed_out", "error"):
             reason = outcome.reason or "cancelled"
             outcome = Outcome(
-                "cancelled", outcome.exit_code, outcome.stdout, outcome.stderr, reason
+                "cancelled",
+                outcome.exit_code,
+                outcome.stdout,
+                outcome.stderr,
+                reason,
+                outcome.duration,
+                outcome.http_status,
             )
         runlog = self.runlog
         try:
@@ -90,6 +98,8 @@ class Execution:
                 outcome.reason,
                 started_at,
                 time.time(),
+                outcome.http_status,
+                round(outcome.duration, 6),
             )
             # Trimming costs a query: do it every tenth run of an entry, so the history
             # holds between `history` and `history + 9` runs.

@@ -37,6 +37,8 @@ from reconciler.cron.scheduler.tables import (
 from reconciler.cron.scheduler.timer import Timer
 from reconciler.storage.runlog import RunLog
 
+MISSED_RETRY = 1.0  # seconds between tries to record firings missed while the store was down
+
 
 class Scheduler:
     def __init__(
@@ -155,7 +157,11 @@ class Scheduler:
         """When the timer acts next: a claim (`lead` before a firing), a hand-over, an
         expiry."""
         with self._tables.lock:
-            return self.timer.wake_ts(self.handover.next_instant())
+            wake = self.timer.wake_ts(self.handover.next_instant())
+        if self.handover.unclaimed:  # retry recording the missed firings every second
+            retry = self.clock.now().timestamp() + MISSED_RETRY
+            wake = retry if wake is None else min(wake, retry)
+        return wake
 
     def run_due(self, now: datetime | None = None) -> int:
         """The whole firing step at `now`: drop expired entries, claim what is due and
@@ -178,8 +184,16 @@ class Scheduler:
         return self.handover.release(self.clock.now().timestamp())
 
     def _claim(self, now: datetime, horizon: float) -> int:
+        if self.handover.unclaimed:  # the store was down: record what was missed first
+            self.handover.record_missed()
         taken = self.timer.take(now, horizon)
         return self.handover.claim(taken) if taken else 0
+
+    @property
+    def store_error(self) -> str | None:
+        """Why the run log could not be written at the last try (None: it could): the
+        `scheduler` check of /readyz."""
+        return self.handover.store_error
 
     def start(self) -> None:
         loop = partial(

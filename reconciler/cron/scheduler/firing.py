@@ -118,4 +118,6 @@ def job_of(table: Table, state: EntryState, run_id: int) -> Job:
         variables={**target.env, **e.env},
         user=target.settings.user,
         timeout=target.settings.timeout,
+        request=e.request,
+        services=target.services,
     )

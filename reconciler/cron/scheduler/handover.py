@@ -20,11 +20,18 @@ from reconciler.cron.fairpool import FairPool
 from reconciler.cron.scheduler.clock import Clock
 from reconciler.cron.scheduler.firing import Firing, Pending, job_of
 from reconciler.cron.scheduler.tables import Tables
-from reconciler.storage.runlog import RunLog
+from reconciler.storage.runlog import Claim, RunLog
 
 log = logging.getLogger(__name__)
 SKIP_REASON = "the previous run is still running (concurrency: forbid)"
 ClaimKey = tuple[str, str, datetime, int]  # table key, entry id, scheduled time, attempt
+MAX_UNCLAIMED = 100_000  # firings kept to be recorded `missed` (the oldest go first)
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an error (a driver's message can run to many lines)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 @contextlib.contextmanager
@@ -66,6 +73,10 @@ class Handover:
         self.lateness: deque[float] = deque(maxlen=100_000)
         self.started_whole = 0  # groups started as a whole so far
         self.on_fire: list[Callable[[float], None]] = []  # lateness of each firing, seconds
+        # Firings that could not be claimed (the store was down), with why: recorded
+        # `missed` as soon as the store takes writes again (`record_missed`).
+        self.unclaimed: deque[tuple[Claim, str]] = deque(maxlen=MAX_UNCLAIMED)
+        self.store_error: str | None = None  # the last claim's failure, until one succeeds
 
     def next_instant(self) -> float | None:
         return self.instants[0] if self.instants else None
@@ -76,8 +87,12 @@ class Handover:
         how many were claimed."""
         try:
             ids = self.runlog.claim_many([f.claim() for f in taken], self.owner)
-        except Exception:
+        except Exception as exc:
+            # Skip, never double: a firing we could not claim does not run (another
+            # instance may have claimed it). It is recorded `missed` once the store is back.
             log.exception("scheduler: could not claim %d firing(s); they do not run", len(taken))
+            self.unclaimed.extend((f.claim(), f"not claimed: {_short(exc)}") for f in taken)
+            self.store_error = f"could not claim {len(taken)} firing(s): {_short(exc)}"
             for f in taken[:20]:  # the first few, each with its identity
                 repo, env, entry = f.table.target.repo, f.table.env, f.state.entry
                 log.error(
@@ -90,6 +105,7 @@ class Handover:
                     extra={"repo": repo, "env": env, "entry": entry.id},
                 )
             return 0
+        self.store_error = None
         claimed = 0
         tables = self.tables
         with tables.lock:
@@ -231,6 +247,25 @@ class Handover:
             for x in late:
                 observe(x)
         return len(go) + len(skipped)
+
+    def record_missed(self) -> int:
+        """Write the firings that could not be claimed as `missed` runs, with the reason
+        (a firing another instance claimed meanwhile keeps that instance's row). Returns
+        how many were written; on failure they wait for the next try."""
+        batch = list(self.unclaimed)
+        if not batch:
+            return 0
+        try:
+            n = self.runlog.record_missed(batch, self.owner)
+        except Exception as exc:
+            self.store_error = f"could not record {len(batch)} missed firing(s): {_short(exc)}"
+            log.warning("scheduler: %s", self.store_error, exc_info=True)
+            return 0
+        for _ in batch:
+            self.unclaimed.popleft()
+        self.store_error = None
+        log.warning("scheduler: %d firing(s) not claimed while the store was down: missed", n)
+        return n
 
     def give_back_all(self) -> None:
         """(Stopping.) Every claimed firing not handed over yet is given back: its time

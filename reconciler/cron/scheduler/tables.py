@@ -36,6 +36,8 @@ class Target:
     container: str
     env: Mapping[str, str]  # the cron service's environment (crontab variables go over it)
     settings: CronSettings
+    # service name -> its container: where an HTTP job's `http://<service>:<port>` goes
+    services: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)

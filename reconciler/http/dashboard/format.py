@@ -55,14 +55,15 @@ def age(value: Any, now: float | None = None) -> str:
     return f"in {_span(delta)}" if delta > 0 else f"{_span(delta)} ago"
 
 
-def localtime(value: Any) -> str:
-    """An ISO time in its own offset/zone, e.g. 'Tue 07 Jan 09:30 +05:30'."""
+def localtime(value: Any, seconds: bool = False) -> str:
+    """An ISO time in its own offset/zone, e.g. 'Tue 07 Jan 09:30 +05:30'; with `seconds`
+    (an entry that fires more than once a minute) 'Tue 07 Jan 09:30:30 +05:30'."""
     dt = to_datetime(value)
     if dt is None:
         return "—"
     offset = dt.strftime("%z")
     zone = f"{offset[:3]}:{offset[3:]}" if offset not in ("", "+0000") else "UTC"
-    return f"{dt.strftime('%a %d %b %H:%M')} {zone}"
+    return f"{dt.strftime('%a %d %b %H:%M:%S' if seconds else '%a %d %b %H:%M')} {zone}"
 
 
 def duration(seconds: Any) -> str:

@@ -32,6 +32,7 @@ from reconciler.core.sections import (
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PROVIDERS = ("github", "gitlab", "gitea", "generic")
+RUNTIMES = ("docker", "swarm")
 _DATABASE_URL = re.compile(r"^(sqlite|postgres(ql)?(\+psycopg)?)://")
 
 
@@ -248,6 +249,8 @@ class Settings:
     state_dir: Path = Path(".hoody-state")  # relative to the directory of hoody.yaml
     server: ServerSettings = field(default_factory=ServerSettings)
     docker: DockerSettings = field(default_factory=DockerSettings)
+    # what runs the environments: this host's Docker engine, or the swarm it manages
+    runtime: Annotated[str, OneOf(RUNTIMES)] = "docker"
     repos: tuple[RepoSettings, ...] = ()
     workers: Annotated[int, Floor(1)] = 4  # parallel environment applies within one pass
     # A repo's passes start at least this far apart (the first at once): a push storm

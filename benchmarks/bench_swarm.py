@@ -140,6 +140,8 @@ def plain_arm(i: int) -> dict[str, float]:
         "start-first",
         "--update-failure-action",
         "rollback",
+        "--update-monitor",
+        "1s",
         IMAGE,
         "sh",
         "-c",

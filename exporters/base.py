@@ -16,6 +16,7 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from reconciler.core.crontab import CronEntry, Crontab
 from reconciler.core.errors import ExportError as ExportError  # re-exported: exporters.ExportError
@@ -222,8 +223,12 @@ def jobs(source: ExportSource) -> list[Job]:
 
 def job_name(entry: CronEntry) -> str:
     """`heartbeat-sh-3fa2b1` from `/jobs/heartbeat.sh` and the entry id."""
-    words = shlex.split(entry.command, posix=True) if _splittable(entry.command) else []
-    base = words[0].rsplit("/", 1)[-1] if words else ""
+    if entry.request is not None:  # `digest-3fa2b1` from `POST http://web:8080/tasks/digest`
+        segments = [s for s in urlsplit(entry.request.url).path.split("/") if s]
+        base = segments[-1] if segments else entry.request.method.lower()
+    else:
+        words = shlex.split(entry.command, posix=True) if _splittable(entry.command) else []
+        base = words[0].rsplit("/", 1)[-1] if words else ""
     slug = slugify(base)[:24].strip("-") or "job"
     return f"{slug}-{entry.id[:6]}"
 

@@ -13,8 +13,7 @@ what the platform calls that service:
   shell text with the quoting the URL had (inside '...', "..." or bare);
 * None where the platform has no name a job can reach: the URL stays, with a warning.
 
-`app_call(url)` resolves one URL to (service, port, path): the piece a native HTTP job
-(a Cloud Scheduler HTTP target, a Vercel cron path) needs, once `CronEntry` has HTTP jobs.
+HTTP jobs (`exporters.httpjobs`) put their request's URL through the same rewriting.
 """
 
 from __future__ import annotations
@@ -102,29 +101,43 @@ def reach_app(
     env: dict[str, Any] = {}
 
     def rewrite(text: str) -> str:
-        for call in reversed(app_calls(text, app, job.service.name)):
-            target = address(call.service, call.port)
-            url = text[call.start : call.end]
-            if target is None:
-                out.warn(
-                    f"{job.label}: calls {url}, but a {platform} job runs in a container of "
-                    f"its own and {platform} gives service {call.service!r} no name it can "
-                    "reach; change the URL"
-                )
-                continue
-            if isinstance(target, str):
-                text = text[: call.host_start] + target + text[call.host_end :]
-                continue
-            env[target.name] = target.value
-            ref = _shell_ref(text, call.start, target.name)
-            if target.host_only:
-                text = text[: call.host_start] + ref + text[call.host_end :]
-            else:
-                text = text[: call.start] + ref + text[call.end :]
-        return text
+        return rewrite_calls(text, job, app, platform, address, out, env)
 
     script = job_script(job.entry, rewrite)
     return (replace(job, script=script) if script != job.script else job), env
+
+
+def rewrite_calls(
+    text: str,
+    job: Job,
+    app: AppSpec,
+    platform: str,
+    address: Address,
+    out: Collector,
+    env: dict[str, Any],
+) -> str:
+    """Shell `text` of `job` with its URLs of the app pointed at `address`'s names; the
+    variables that takes are added to `env`."""
+    for call in reversed(app_calls(text, app, job.service.name)):
+        target = address(call.service, call.port)
+        url = text[call.start : call.end]
+        if target is None:
+            out.warn(
+                f"{job.label}: calls {url}, but a {platform} job runs in a container of "
+                f"its own and {platform} gives service {call.service!r} no name it can "
+                "reach; change the URL"
+            )
+            continue
+        if isinstance(target, str):
+            text = text[: call.host_start] + target + text[call.host_end :]
+            continue
+        env[target.name] = target.value
+        ref = _shell_ref(text, call.start, target.name)
+        if target.host_only:
+            text = text[: call.host_start] + ref + text[call.host_end :]
+        else:
+            text = text[: call.start] + ref + text[call.end :]
+    return text
 
 
 def _shell_ref(text: str, at: int, name: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.core.model import ServiceSpec
 
+from . import cloudscheduler
 from .base import (
     Collector,
     ExportSource,
@@ -33,7 +34,7 @@ from .base import (
     service_env,
 )
 from .calls import Via, reach_app
-from .schedules import ambiguous_days, entry_schedule
+from .schedules import Schedule, ambiguous_days, entry_schedule
 from .templating import Var, render_template
 
 PLATFORM = "Cloud Run"
@@ -194,13 +195,45 @@ def _service_url(source: ExportSource, service: str, port: int, out: Collector) 
         "jobs that call the app reach it at the Cloud Run service's URL (CLOUD_RUN_URL): "
         "the service must let them in (allow unauthenticated calls, or send an ID token)"
     )
-    url = out.need(
+    url = _run_url(source, out)
+    return Via(f"HOODY_URL_{env_key(service)}", url)
+
+
+def _run_url(source: ExportSource, out: Collector) -> str:
+    return out.need(
         "CLOUD_RUN_URL",
         "URL of the Cloud Run service, once deployed: gcloud run services describe "
         f"{run_name(source.name)} --format 'value(status.url)'",
         "https://example-uc.a.run.app",
     )
-    return Via(f"HOODY_URL_{env_key(service)}", url)
+
+
+def _http_job(
+    source: ExportSource,
+    job: Job,
+    schedule: Schedule,
+    name: str,
+    project: str,
+    region: str,
+    account: str,
+    out: Collector,
+) -> dict[str, str]:
+    """A Cloud Scheduler HTTP target at the service's URL, when the request goes to the
+    container that gets the traffic, on its port."""
+    request = job.entry.request
+    assert request is not None
+    ingress = next((s for s in source.app.services.values() if s.ports), None)
+    if ingress is None or (request.service, request.port) != (ingress.name, ingress.ports[0]):
+        where = f"{ingress.name}:{ingress.ports[0]}" if ingress else "no service"
+        out.warn(
+            f"{job.label}: not exported: Cloud Scheduler reaches the Cloud Run service's "
+            f"URL, which serves {where}; {request.service}:{request.port} is not reachable "
+            "from outside the instance"
+        )
+        return {}
+    url = _run_url(source, out)
+    full = Var(f"projects/{project}/locations/{region}/jobs/{name}")
+    return cloudscheduler.http_job_files(source, job, schedule, full, url, account, out)
 
 
 def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]:
@@ -211,6 +244,12 @@ def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]
     note = ambiguous_days(schedule.fields)
     if note:
         out.warn(f"{job.label}: {note}")
+    project = out.need("GCP_PROJECT", "Google Cloud project id")
+    region = out.need("GCP_REGION", "Cloud Run region", "europe-west1")
+    name = run_name(source.name, job.name)
+    account = out.need("SCHEDULER_SERVICE_ACCOUNT", "service account that runs the jobs")
+    if job.entry.request is not None:
+        return _http_job(source, job, schedule, name, project, region, account, out)
     cron = source.app.cron
     job, via = reach_app(
         job, source.app, PLATFORM, lambda s, p: _service_url(source, s, p, out), out
@@ -223,9 +262,6 @@ def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]
     if via:
         env = container.setdefault("env", [])
         env += [{"name": k, "value": v} for k, v in via.items()]
-    name = run_name(source.name, job.name)
-    project = out.need("GCP_PROJECT", "Google Cloud project id")
-    region = out.need("GCP_REGION", "Cloud Run region", "europe-west1")
     return {
         f"jobs/{job.name}.yaml": render_template(
             "cloudrun-job.yaml.j2",
@@ -247,7 +283,7 @@ def _job_files(source: ExportSource, job: Job, out: Collector) -> dict[str, str]
                 f"https://run.googleapis.com/v2/projects/{project}/locations/{region}/jobs/"
                 f"{name}:run"
             ),
-            account=out.need("SCHEDULER_SERVICE_ACCOUNT", "service account that runs the jobs"),
+            account=account,
             scope=RUN_SCOPE,
         ),
     }

@@ -42,6 +42,7 @@ from .base import (
     same_in_every_offset,
     service_env,
 )
+from .httpjobs import CLIENT_IMAGE, client_note, request_job
 from .schedules import (
     Schedule,
     ambiguous_days,
@@ -55,14 +56,23 @@ from .schedules import (
 from .templating import render_template
 
 PLATFORM = "Compose (ofelia)"
+HTTP_CLIENT = "hoody-http-jobs"
+IDLE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 
 
 def render(source: ExportSource, out: Collector) -> dict[str, str]:
     services = [_service(source, svc, out) for svc in source.app.services.values()]
-    labels = _ofelia_labels(source, out)
+    commands = [j for j in jobs(source) if j.entry.request is None]
+    requests = [j for j in jobs(source) if j.entry.request is not None]
+    labels = _ofelia_labels(source, commands, out)
     if labels:
         cron = next(s for s in services if s["name"] == source.app.cron_service)
         cron["labels"] = labels
+    if requests:
+        client = _http_client(source, requests, out)
+        if client["labels"]:
+            services.append(client)
+    if labels or any(s["labels"] for s in services):
         out.warn(
             "the schedule runs only if an ofelia container runs next to this project: "
             "`docker run -d -v /var/run/docker.sock:/var/run/docker.sock:ro "
@@ -126,15 +136,62 @@ def _service(source: ExportSource, svc: ServiceSpec, out: Collector) -> dict[str
     }
 
 
-def _ofelia_labels(source: ExportSource, out: Collector) -> dict[str, str]:
+def _http_client(source: ExportSource, requests: list[Job], out: Collector) -> dict[str, Any]:
+    """The service HTTP jobs run in: the client image, idle, on the app's network (where
+    the services answer to their names), with the requests' variables; ofelia execs each
+    request's curl script in it."""
+    name = HTTP_CLIENT
+    while name in source.app.services:
+        name += "-x"
+    env: dict[str, str] = {}
+    scripts: dict[str, str] = {}
+    for job in requests:
+        script, variables = request_job(source, job, PLATFORM, None, out)
+        env.update(variables)
+        scripts[job.name] = script
+    labels = _ofelia_labels(source, requests, out, scripts)
+    if labels:
+        out.warn(
+            client_note(f"as ofelia job-exec jobs in service {name!r}")
+            + "; that service idles on the app's network, where the request's service "
+            "name resolves as it does for hoody"
+        )
+    return {
+        "name": name,
+        "image": CLIENT_IMAGE,
+        "build": None,
+        "command": None,
+        "entrypoint": ["/bin/sh", "-c", IDLE],
+        "env": env,
+        "ports": [],
+        "volumes": {},
+        "health": None,
+        "memory": None,
+        "cpus": None,
+        "user": None,
+        "working_dir": None,
+        "labels": labels,
+    }
+
+
+def _ofelia_labels(
+    source: ExportSource,
+    selected: list[Job],
+    out: Collector,
+    scripts: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """ofelia job-exec labels for `selected`; `scripts`: the HTTP jobs' curl scripts
+    (run as the client image's user), else the jobs' own, as the cron user."""
     labels: dict[str, str] = {}
-    for job in jobs(source):
+    for job in selected:
+        own = scripts[job.name] if scripts is not None else job.script
         for suffix, spec, guard in _schedules(job, out):
             prefix = f"ofelia.job-exec.{job.name}{suffix}"
-            script = job.script if guard is None else f"{guard}; {job.script}"
+            script = own if guard is None else f"{guard}; {own}"
             labels[f"{prefix}.schedule"] = spec
             labels[f"{prefix}.command"] = ofelia_command([job.entry.shell, "-c", script])
-            labels[f"{prefix}.user"] = source.app.cron.user
+            if scripts is None:
+                labels[f"{prefix}.user"] = source.app.cron.user
             if source.app.cron.concurrency == "forbid":
                 labels[f"{prefix}.no-overlap"] = "true"
     if labels:

@@ -33,6 +33,7 @@ from .base import (
     service_env,
 )
 from .calls import Via, reach_app
+from .httpjobs import CLIENT_IMAGE, client_note, request_job
 from .schedules import aws_cron, entry_schedule
 from .templating import Var, render_template
 
@@ -191,6 +192,42 @@ def _service_url(service: str, port: int, out: Collector) -> Via:
     return Via(f"HOODY_URL_{env_key(service)}", value)
 
 
+def _command_container(source: ExportSource, job: Job, out: Collector) -> dict[str, Any]:
+    """The job's script in the cron service's image, as the cron user."""
+    job, via = reach_app(job, source.app, PLATFORM, lambda s, p: _service_url(s, p, out), out)
+    container = _container(source, job.service, "job", out)
+    for key in ("portMappings", "healthCheck", "command"):
+        container.pop(key, None)
+    if via:
+        env = container.setdefault("environment", [])
+        env += [{"name": k, "value": v} for k, v in via.items()]
+    container["entryPoint"] = job.argv  # replaces the image's entrypoint, as `docker exec`
+    container["user"] = source.app.cron.user
+    return container
+
+
+def _http_container(source: ExportSource, job: Job, out: Collector) -> dict[str, Any]:
+    """An HTTP job: curl in the client image, at the service's address placeholder (an
+    EventBridge API destination would reach public endpoints only, within 5 seconds:
+    `exporters.httpjobs`)."""
+    address = lambda s, p: _service_url(s, p, out)  # noqa: E731
+    script, env = request_job(source, job, PLATFORM, address, out)
+    out.warn(
+        client_note("as scheduled Fargate tasks of their own")
+        + ", not as EventBridge API destinations (public HTTPS endpoints only, 5-second "
+        "answers, a rule and a connection per job)"
+    )
+    container: dict[str, Any] = {
+        "name": "job",
+        "image": CLIENT_IMAGE,
+        "essential": True,
+        "entryPoint": ["/bin/sh", "-c", script],
+    }
+    if env:
+        container["environment"] = [{"name": k, "value": v} for k, v in env.items()]
+    return container
+
+
 def _job_files(
     source: ExportSource, job: Job, family: str, aws: dict[str, str], out: Collector
 ) -> dict[str, str]:
@@ -202,17 +239,14 @@ def _job_files(
         out.warn(f"{job.label}: not exported: {problem}")
         return {}
     cron = source.app.cron
-    job, via = reach_app(job, source.app, PLATFORM, lambda s, p: _service_url(s, p, out), out)
-    container = _container(source, job.service, "job", out)
-    for key in ("portMappings", "healthCheck", "command"):
-        container.pop(key, None)
-    if via:
-        env = container.setdefault("environment", [])
-        env += [{"name": k, "value": v} for k, v in via.items()]
-    container["entryPoint"] = job.argv  # replaces the image's entrypoint, as `docker exec`
-    container["user"] = cron.user
+    if job.entry.request is not None:
+        container, volumes = _http_container(source, job, out), []
+        cpu, memory = 256, 512  # curl alone: Fargate's smallest task
+    else:
+        container = _command_container(source, job, out)
+        volumes = [{"name": v} for v in sorted(job.service.volumes)]
+        cpu, memory = sized([job.service], f"{job.label}: its task", out)
     job_family = dns_name(family, "cron", job.name, limit=255)
-    cpu, memory = sized([job.service], f"{job.label}: its task", out)
     files = {
         f"cron/{job.name}.task-definition.json": render_template(
             "ecs-task-definition.json.j2",
@@ -222,7 +256,7 @@ def _job_files(
             memory=str(memory),
             execution_role=aws["execution_role"],
             containers=[container],
-            volumes=[{"name": v} for v in sorted(job.service.volumes)],
+            volumes=volumes,
         )
     }
     suffixes = ["-dom", "-dow"] if len(expressions) == 2 else [""]

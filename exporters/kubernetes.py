@@ -34,6 +34,7 @@ from .base import (
     service_env,
 )
 from .calls import reach_app
+from .httpjobs import CLIENT_IMAGE, attempts_seconds, client_note, request_job
 from .schedules import ambiguous_days, entry_schedule
 from .templating import Var, render_template
 
@@ -114,13 +115,7 @@ def _labels(source: ExportSource, service: str | None) -> dict[str, str]:
 def _container(
     source: ExportSource, svc: ServiceSpec, name: str, secret: str, out: Collector
 ) -> dict[str, Any]:
-    env: list[dict[str, Any]] = []
-    for key, value in service_env(source, svc, out).items():
-        if isinstance(value, Var):
-            ref = {"name": secret, "key": value[2:-1]}
-            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
-        else:
-            env.append({"name": key, "value": kubelet_literal(value)})
+    env = [_env_var(key, value, secret) for key, value in service_env(source, svc, out).items()]
     container: dict[str, Any] = {"name": name, "image": image_ref(svc, out, PLATFORM)}
     if svc.entrypoint:
         container["command"] = [kubelet_literal(a) for a in svc.entrypoint]
@@ -147,6 +142,13 @@ def _container(
     if context:
         container["securityContext"] = context
     return container
+
+
+def _env_var(key: str, value: str, secret: str) -> dict[str, Any]:
+    """A container variable: a placeholder is a key of the environment's Secret."""
+    if isinstance(value, Var):
+        return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": value[2:-1]}}}
+    return {"name": key, "value": kubelet_literal(value)}
 
 
 def kubelet_literal(text: str) -> str:
@@ -209,6 +211,47 @@ def _cronjob(
     if note:
         out.warn(f"{job.label}: {note}")
     cron = source.app.cron
+    retries, timeout = cron.retries, seconds(cron.timeout)
+    if job.entry.request is not None:
+        pod = _http_pod(source, job, secret, out)
+        retries, timeout = 0, seconds(attempts_seconds(job.entry.request)) + 60
+    else:
+        pod = _command_pod(source, job, secret, claims, out)
+    return {
+        "name": dns_name(source.name, job.name, limit=52),
+        "labels": {**_labels(source, job.service.name), "hoody.cron/line": str(job.entry.line)},
+        "schedule": schedule.fields,
+        "timezone": schedule.timezone,
+        "concurrency": _CONCURRENCY[cron.concurrency],
+        "deadline": seconds(cron.starting_deadline),
+        "retries": retries,
+        "timeout": timeout,
+        "pod": pod,
+        "source": job.label,
+    }
+
+
+def _http_pod(source: ExportSource, job: Job, secret: str, out: Collector) -> dict[str, Any]:
+    """An HTTP job: curl in the client image, at the service's Service; the request's
+    `${VAR}`s come from the environment's Secret (or are committed values)."""
+    address = lambda s, p: _service_host(source, s, p)  # noqa: E731
+    script, variables = request_job(source, job, PLATFORM, address, out)
+    out.warn(client_note("as CronJobs of their own (no volume of the app)"))
+    env = [_env_var(key, value, secret) for key, value in variables.items()]
+    container: dict[str, Any] = {
+        "name": "job",
+        "image": CLIENT_IMAGE,
+        "command": [kubelet_literal(a) for a in ("/bin/sh", "-c", script)],
+    }
+    if env:
+        container["env"] = env
+    return {"containers": [container], "restartPolicy": "Never"}
+
+
+def _command_pod(
+    source: ExportSource, job: Job, secret: str, claims: dict[str, str], out: Collector
+) -> dict[str, Any]:
+    cron = source.app.cron
     job, _ = reach_app(job, source.app, PLATFORM, lambda s, p: _service_host(source, s, p), out)
     container = _container(source, job.service, "job", secret, out)
     for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe", "args"):
@@ -221,15 +264,4 @@ def _cronjob(
         container.pop("securityContext", None)
     pod = _pod(job.service, container, claims)
     pod["restartPolicy"] = "Never"
-    return {
-        "name": dns_name(source.name, job.name, limit=52),
-        "labels": {**_labels(source, job.service.name), "hoody.cron/line": str(job.entry.line)},
-        "schedule": schedule.fields,
-        "timezone": schedule.timezone,
-        "concurrency": _CONCURRENCY[cron.concurrency],
-        "deadline": seconds(cron.starting_deadline),
-        "retries": cron.retries,
-        "timeout": seconds(cron.timeout),
-        "pod": pod,
-        "source": job.label,
-    }
+    return pod

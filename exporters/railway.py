@@ -31,6 +31,7 @@ from reconciler.core.model import ServiceSpec
 from .base import (
     Collector,
     ExportSource,
+    Job,
     cron_settings,
     dns_name,
     jobs,
@@ -40,11 +41,16 @@ from .base import (
     utc_fields,
 )
 from .calls import reach_app
+from .httpjobs import CLIENT_IMAGE, client_note, request_job
 from .schedules import min_gap_minutes
 from .templating import Var, render_template
 
 PLATFORM = "Railway"
 FILE = ".railway/railway.py"
+PRIVATE_NETWORK = (
+    "jobs reach services at <service>.railway.internal, Railway's private network: the "
+    "services must listen on it (on ::, as it may be IPv6 only)"
+)
 
 
 class Code(str):
@@ -88,12 +94,12 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         if min_gap_minutes(fields) < 5:
             out.warn(f"{job.label}: not exported: Railway runs crons at most every 5 minutes")
             continue
+        if job.entry.request is not None:
+            services.append(_http_service(source, job, fields, out))
+            continue
         rewritten, _ = reach_app(job, source.app, PLATFORM, _private_host(source), out)
         if rewritten is not job:
-            out.warn(
-                "jobs reach services at <service>.railway.internal, Railway's private "
-                "network: the services must listen on it (on ::, as it may be IPv6 only)"
-            )
+            out.warn(PRIVATE_NETWORK)
         job = rewritten
         deploy = {
             "cronSchedule": fields,
@@ -112,6 +118,29 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         services=[py(s, 8) for s in services],
     )
     return {FILE: text}
+
+
+def _http_service(source: ExportSource, job: Job, fields: str, out: Collector) -> dict[str, Any]:
+    """An HTTP job: a cron service running curl in the client image, at the service's
+    private host."""
+    script, env = request_job(source, job, PLATFORM, _private_host(source), out)
+    out.warn(client_note("as Railway cron services of their own"))
+    out.warn(PRIVATE_NETWORK)
+    node: dict[str, Any] = {
+        "name": f"cron-{job.name}",
+        "source": Code(f"image({CLIENT_IMAGE!a})"),
+        "deploy": {
+            "cronSchedule": fields,
+            "startCommand": shlex.join(["/bin/sh", "-c", script]),
+            "restartPolicyType": "NEVER",
+        },
+    }
+    variables = {
+        k: Code(f"ctx.shared[{v[2:-1]!a}]") if isinstance(v, Var) else v for k, v in env.items()
+    }
+    if variables:
+        node["variables"] = variables
+    return node
 
 
 def _private_host(source: ExportSource) -> Any:

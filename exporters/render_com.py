@@ -21,6 +21,7 @@ from reconciler.core.model import ServiceSpec
 from .base import (
     Collector,
     ExportSource,
+    Job,
     cron_settings,
     dns_name,
     env_key,
@@ -30,6 +31,7 @@ from .base import (
     utc_fields,
 )
 from .calls import Via, reach_app
+from .httpjobs import CLIENT_IMAGE, client_note, request_job
 from .templating import Var, render_template
 
 PLATFORM = "Render"
@@ -64,6 +66,9 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         fields = utc_fields(job, out, PLATFORM)
         if fields is None:
             continue
+        if job.entry.request is not None:
+            services.append(_http_cron(source, job, fields, out))
+            continue
         job, via = reach_app(job, source.app, PLATFORM, lambda s, p: _service_host(source, s), out)
         entry = _base(source, job.service, dns_name(source.name, job.name), "cron", out)
         if via:
@@ -80,6 +85,33 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
         )
     cron_settings(source, out, PLATFORM, {"forbid"})
     return {"render.yaml": render_template("render.yaml.j2", name=source.name, services=services)}
+
+
+def _http_cron(source: ExportSource, job: Job, fields: str, out: Collector) -> dict[str, Any]:
+    """An HTTP job: a cron service running curl in the client image, at the service's
+    internal host (a `fromService` variable)."""
+    address = lambda s, p: _service_host(source, s)  # noqa: E731
+    script, env = request_job(source, job, PLATFORM, address, out)
+    out.warn(client_note("as Render cron services of their own"))
+    env_vars = [
+        value
+        if isinstance(value, dict)
+        else {"key": key, "sync": False}
+        if isinstance(value, Var)
+        else {"key": key, "value": value}
+        for key, value in env.items()
+    ]
+    entry: dict[str, Any] = {
+        "type": "cron",
+        "name": dns_name(source.name, job.name),
+        "runtime": "image",
+        "image": {"url": CLIENT_IMAGE},
+    }
+    if env_vars:
+        entry["envVars"] = env_vars
+    entry["schedule"] = fields
+    entry["dockerCommand"] = shlex.join(["/bin/sh", "-c", script])
+    return entry
 
 
 def _service_host(source: ExportSource, service: str) -> Via | None:

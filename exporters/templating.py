@@ -44,6 +44,18 @@ class Var(str):
     __slots__ = ()
 
 
+class Joined(str):
+    """Text made of literal parts and `Var` placeholders (`Bearer ${API_TOKEN}`): in a
+    substitutable file only its `Var` parts keep their `$`."""
+
+    parts: tuple[str, ...]
+
+    def __new__(cls, *parts: str) -> Joined:
+        text = super().__new__(cls, "".join(parts))
+        text.parts = parts
+        return text
+
+
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _YAML_WORDS = frozenset(("y", "n", "yes", "no", "on", "off", "true", "false", "null"))
 
@@ -64,6 +76,8 @@ def yaml_scalar(value: Any) -> str:
 def safe_json(value: Any, indent: int | None = None, level: int = 0) -> str:
     """JSON text of `value` (laid out as `json.dumps` does) in which no `$` appears but
     those of `Var` placeholders: every other one is written `\\u0024`."""
+    if isinstance(value, Joined):
+        return '"' + "".join(safe_json(part)[1:-1] for part in value.parts) + '"'
     if isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
         return text if isinstance(value, Var) else text.replace("$", "\\u0024")

@@ -3,7 +3,9 @@
 Vercel runs no containers and a Vercel cron is a GET request to a path of the deployed
 app. So a crontab entry is exported only when its whole command is one HTTP GET to the
 app itself — `curl` or `wget` with harmless flags and one URL on localhost (or a service
-of the app) — and it becomes `{"path": "/that/path", "schedule": ...}`. Every other job,
+of the app), or an HTTP job (`CronEntry.request`) whose method is GET — and it becomes
+`{"path": "/that/path", "schedule": ...}`; an HTTP job's headers, body, retries and
+accepted statuses cannot be carried (warned). Every other job,
 and every service, is listed as not exportable. Vercel reads schedules in UTC (`crons[]`
 has no time zone: neither Vercel's published schema nor its CLI's, 64.0.2, takes one;
 the CLI's newer `schedules[].timezone` is not in the published schema, which forbids
@@ -16,7 +18,8 @@ from __future__ import annotations
 import shlex
 from urllib.parse import urlsplit
 
-from .base import Collector, ExportSource, jobs, service_env, utc_fields
+from .base import Collector, ExportSource, Job, jobs, service_env, utc_fields
+from .httpjobs import not_carried
 from .schedules import numeric_fields, split_days
 from .templating import render_template
 
@@ -39,9 +42,14 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
     hosts = _LOCAL | set(source.app.services)
     crons: list[dict[str, str]] = []
     for job in jobs(source):
-        path = http_path(job.entry.command, hosts)
+        path = (
+            _request_path(job, out)
+            if job.entry.request is not None
+            else http_path(job.entry.command, hosts)
+        )
         if path is None or job.entry.stdin is not None:
-            out.warn(f"{job.label}: not exportable: Vercel crons only call the app over HTTP")
+            if job.entry.request is None:
+                out.warn(f"{job.label}: not exportable: Vercel crons only call the app over HTTP")
             continue
         fields = utc_fields(job, out, PLATFORM, _no_zone)
         if fields is None:
@@ -56,6 +64,26 @@ def render(source: ExportSource, out: Collector) -> dict[str, str]:
     if source.app.cron.timeout and crons:
         out.warn("cron.timeout: Vercel stops a cron call at the function's maxDuration")
     return {"vercel.json": render_template("vercel.json.j2", schema=SCHEMA, crons=crons)}
+
+
+def _request_path(job: Job, out: Collector) -> str | None:
+    """An HTTP job's path, when it is a GET; what a Vercel cron cannot send is warned."""
+    request = job.entry.request
+    assert request is not None
+    if request.method != "GET":
+        out.warn(
+            f"{job.label}: not exported: a Vercel cron is a GET request, and this job "
+            f"is a {request.method}"
+        )
+        return None
+    lost = not_carried(request, {"headers": True, "body": True, "retries": True, "expect": True})
+    if lost:
+        out.warn(
+            f"{job.label}: a Vercel cron sends a GET to the path and nothing else: "
+            f"{', '.join(lost)} not carried (to keep the path private, check the "
+            "Authorization: Bearer <CRON_SECRET> header Vercel adds when CRON_SECRET is set)"
+        )
+    return request.path if len(request.path) <= 512 else None
 
 
 def _no_zone(zone: str, problem: str) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from reconciler.http.forward import FORWARDED
+
 from .conftest import RUN_ID, cleanup_repo, git, unique
 from .test_serve import ROOT, free_port, get, hoody, wait_for
 from .webhook_helpers import fixture, github_post
@@ -159,6 +161,26 @@ def test_two_replicas_one_leader_failover_and_webhooks_on_the_other(
         leaders = {e["message"] for e in events if e["kind"] == "leading"}
         assert len(leaders) == 1 and "replica" in next(iter(leaders))
 
+        # The schedule of an environment is in the leader's scheduler; the other replica
+        # forwards schedule calls there and gives the same answer.
+        def cron(replica: Replica) -> list[tuple[str, str, list[str]]]:
+            body = json.loads(get(f"{replica.url}/api/v1/environments/main-{name}/cron"))
+            return [(e["id"], e["command"], e["next"][:1]) for e in body["entries"]]
+
+        on_a = wait_for(lambda: [e for e in cron(a) if e[1] == "echo tick"] and cron(a), 30,
+                        "the leader's schedule")  # fmt: skip
+        on_b = cron(b)
+        assert {e[:2] for e in on_b} == {e[:2] for e in on_a} and on_b
+        import urllib.error
+        import urllib.request
+
+        again = urllib.request.Request(  # already forwarded once: never a second hop
+            f"{b.url}/api/v1/environments/main-{name}/cron", headers={FORWARDED: "x"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(again, timeout=5)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "2"
+
         # A webhook that lands on the replica that does not lead still deploys.
         app = repo / ".hoody" / "app.yaml"
         git(repo, "checkout", "-q", "feature/hello")
@@ -167,8 +189,11 @@ def test_two_replicas_one_leader_failover_and_webhooks_on_the_other(
         sha = git(repo, "rev-parse", "HEAD")
         git(repo, "checkout", "-q", "main")
         push = fixture("github/push.json", lambda d: d.update(ref="refs/heads/feature/hello"))
-        status, _ = github_post(b.url, name, "push", push, SECRET)
+        status, _ = github_post(b.url, name, "push", push, SECRET, delivery="guid-to-b")
         assert status == 202
+        # The provider's redelivery of it lands on the other replica: the table dedupes.
+        status, answer = github_post(a.url, name, "push", push, SECRET, delivery="guid-to-b")
+        assert (status, answer) == (200, {"duplicate": True})
         feature = f"feature-hello-{name}"
         listed = wait_for(
             lambda: (e := healthy()) and e[feature]["commit"] == sha and e,

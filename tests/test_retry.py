@@ -60,6 +60,7 @@ def run_due(svc: Service, clock: Clock, horizon: float = 500.0) -> float | None:
         key = svc.queue.get(timeout=0)
         if key is not None:
             svc.process(key)
+            assert svc.controller.envs.settle()  # the environments it handed over
             return clock.t - start
         clock.t += 0.5
     return None
@@ -116,8 +117,10 @@ def test_a_terminal_failure_is_not_retried(tmp_path: Path, remote: GitRemote) ->
     svc.queue.add("shop")
     assert run_due(svc, clock) == 0
     result = svc.last_result["shop"]  # the pull is refused (terminal for this version)
-    assert result.errors and result.retry_after is None
+    assert result.ok and result.retry_after is None  # the environment fails, not the pass
     assert run_due(svc, clock) is None and svc.queue.failures("shop") == 0
+    assert svc.controller.envs.failures("shop", "main-shop") == 0
+    assert svc.controller.envs.idle()  # nothing waits to retry it
     assert svc.store.environment("main-shop")["status"] == "failed"
 
 

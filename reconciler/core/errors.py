@@ -23,6 +23,10 @@
     │   ├── BodyTooLarge       larger than can be accepted or verified (413)
     │   └── MalformedPayload   authenticated but not understood (`reason`)
     ├── ExportError            an export cannot be produced at all             no
+    ├── Abandoned              an environment's work stopped at a step (the    no
+    │                          service stops: everything is left as it is)
+    │   ├── Superseded         a newer version of the environment is waiting
+    │   └── LeaseLost          another replica leads the repo now
     └── ApiError               an API request is refused (HTTP status, code)   no
 
 `retryable` and `retry_after` are on the type (ProviderError decides per instance, from
@@ -234,6 +238,19 @@ class MalformedPayload(WebhookError):
 
 class ExportError(ReconcilerError):
     """The export cannot be produced at all (unknown format, unreadable spec)."""
+
+
+class Abandoned(ReconcilerError):
+    """An environment's work stopped at one of its steps; not a failure of the version."""
+
+
+class Superseded(Abandoned):
+    """A newer version of the environment is waiting: this one's half-started containers
+    go, the live version keeps serving, the newer one runs next."""
+
+
+class LeaseLost(Abandoned):
+    """Another replica leads the repo now: stop here and leave everything as it is."""
 
 
 class ApiError(ReconcilerError):

@@ -252,7 +252,11 @@ class Settings:
     # what runs the environments: this host's Docker engine, or the swarm it manages
     runtime: Annotated[str, OneOf(RUNTIMES)] = "docker"
     repos: tuple[RepoSettings, ...] = ()
-    workers: Annotated[int, Floor(1)] = 4  # parallel environment applies within one pass
+    # Environments building or pulling an image at once (CPU, disk, network), all repos.
+    workers: Annotated[int, Floor(1)] = 4
+    # Environments being applied at once (building, starting, waiting for health); a
+    # health wait is nearly free, so this is far above `workers`.
+    in_flight: Annotated[int, Floor(1)] = 32
     # A repo's passes start at least this far apart (the first at once): a push storm
     # costs one pass per interval, and the last push is always deployed.
     min_pass_interval: Seconds = 2.5

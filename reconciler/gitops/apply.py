@@ -18,32 +18,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from reconciler.core.errors import (
-    HealthTimeout,
     ProxyFailure,
     ProxyUnavailable,
     RuntimeFailure,
-    SpecError,
+    Superseded,
 )
-from reconciler.core.images import allowed
 from reconciler.core.limits import effective_resources
-from reconciler.core.model import (
-    LABEL_COMMIT,
-    LABEL_ENV,
-    LABEL_MANAGED,
-    LABEL_PORTS,
-    LABEL_PRIMARY,
-    LABEL_REF,
-    LABEL_REPO,
-    LABEL_SERVICE,
-    LABEL_SPEC_HASH,
-    SPEC_FILE,
-    DesiredEnvironment,
-    DesiredService,
-    ObservedEnvironment,
-)
+from reconciler.core.model import DesiredEnvironment, DesiredService, ObservedEnvironment
 from reconciler.core.naming import container_name, network_name, next_container_name, volume_name
 from reconciler.core.settings import (
     BuildSettings,
@@ -53,53 +36,14 @@ from reconciler.core.settings import (
     Settings,
 )
 from reconciler.gitops.git import Mirror
-from reconciler.runtime import BuildRequest, ContainerSpec, Progress, Runtime
+from reconciler.gitops.health import UNWATCHED, Watch, wait_healthy
+from reconciler.gitops.imagecheck import ImageCheck
+from reconciler.gitops.labels import env_labels, service_labels
+from reconciler.gitops.router import Router
+from reconciler.runtime import ContainerSpec, Progress, Runtime
 
 log = logging.getLogger(__name__)
-
-
-def env_labels(env: DesiredEnvironment) -> dict[str, str]:
-    return {
-        LABEL_MANAGED: "true",
-        LABEL_REPO: env.repo,
-        LABEL_ENV: env.name,
-        LABEL_REF: env.ref.name,
-        LABEL_COMMIT: env.commit,
-        LABEL_SPEC_HASH: env.spec_hash,
-    }
-
-
-def service_labels(env: DesiredEnvironment, svc: DesiredService) -> dict[str, str]:
-    labels = {**env_labels(env), LABEL_SERVICE: svc.name, LABEL_SPEC_HASH: svc.spec_hash}
-    if svc.spec.ports:
-        labels[LABEL_PORTS] = ",".join(str(p) for p in svc.spec.ports)
-        primary = next(s for s in env.services.values() if s.spec.ports)
-        if primary.name == svc.name:
-            labels[LABEL_PRIMARY] = "true"
-    return labels
-
-
-class Router(Protocol):
-    """Stable hosts in front of the environments (reconciler/proxy). Every call returns
-    once the proxy serves the change; ProxyUnavailable / ProxyFailure when it cannot."""
-
-    def route_building(self, env: DesiredEnvironment) -> None:
-        """The hosts answer 503 "starting" (with Retry-After) until route_ready."""
-
-    def route_ready(self, env: DesiredEnvironment, ports: Mapping[str, Mapping[int, int]]) -> None:
-        """The hosts serve these published ports: service -> container port -> host port."""
-
-    def route_observed(self, env: ObservedEnvironment) -> None:
-        """The hosts serve what runs, from labels (environments a pass leaves alone)."""
-
-    def route_gone(self, env: str) -> None:
-        """The hosts answer 404 "gone"."""
-
-    def retain(self, repo: str, envs: set[str]) -> None:
-        """Routes of `repo`'s environments not in `envs` go."""
-
-    def heal(self) -> None:
-        """Push every route again if the proxy lost them or a write failed."""
+__all__ = ["Applier", "ApplyResult", "Router", "env_labels", "service_labels"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +59,7 @@ class Applier:
         mirrors: Callable[[str], Mirror],
         publish_host: str = "127.0.0.1",
         url_template: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,  # None: the watch's pause
         clock: Callable[[], float] = time.monotonic,
         limits: LimitsSettings | None = None,
         build: BuildSettings | None = None,
@@ -133,8 +77,9 @@ class Applier:
         self.sleep = sleep
         self.clock = clock
         self.limits = limits or LimitsSettings()
-        self.build = build or BuildSettings()
-        self.images = images or ImagesSettings()
+        self.images = ImageCheck(
+            runtime, mirrors, self.limits, build or BuildSettings(), images or ImagesSettings()
+        )
 
     @classmethod
     def for_settings(
@@ -158,22 +103,32 @@ class Applier:
 
     # -- the three operations --------------------------------------------------------
 
-    def create(self, env: DesiredEnvironment, progress: Progress) -> ApplyResult:
+    def create(
+        self, env: DesiredEnvironment, progress: Progress, watch: Watch = UNWATCHED
+    ) -> ApplyResult:
         if self.router is not None:
             try:
                 self.router.route_building(env)
             except (ProxyUnavailable, ProxyFailure) as e:  # route_ready below says it again
                 progress(f"proxy: {e}")
-        self._prepare(env, list(env.services), progress)
-        started = {}
-        for svc in env.services.values():
-            cid = self.runtime.create_container(
-                self._container(env, svc, container_name(env.name, svc.name))
-            )
-            self.runtime.start_container(cid)
-            started[svc.name] = cid
-        for name, cid in started.items():
-            self.wait_healthy(env, env.services[name], cid, progress)
+        self._prepare(env, list(env.services), progress, watch)
+        started: dict[str, str] = {}
+        try:
+            for svc in env.services.values():
+                watch.check()
+                cid = self.runtime.create_container(
+                    self._container(env, svc, container_name(env.name, svc.name))
+                )
+                started[svc.name] = cid
+                self.runtime.start_container(cid)
+            for name, cid in started.items():
+                self.wait_healthy(env, env.services[name], cid, progress, watch)
+        except Superseded:
+            # Nothing of this version ever served: its containers go, the newer one next.
+            progress("superseded by a newer version: removing this one's containers")
+            for cid in started.values():
+                self._quietly_remove(cid)
+            raise
         if self.router is not None:
             self.router.route_ready(env, self._ports(started))
             progress(f"proxy: serving at {self.url_for(env.name, env, {})}")
@@ -185,16 +140,18 @@ class Applier:
         observed: ObservedEnvironment,
         services: list[str],
         progress: Progress,
+        watch: Watch = UNWATCHED,
     ) -> ApplyResult:
         # Leftovers of an interrupted swap go first: they are never the live version.
         for c in observed.containers:
             if c.role:
                 progress(f"removing leftover container {c.name}")
                 self.runtime.remove_container(c.id)
-        self._prepare(env, services, progress)
+        self._prepare(env, services, progress, watch)
         restarted, fresh = [], {}
         try:
             for name in services:
+                watch.check()
                 svc = env.services[name]
                 live = [c for c in observed.service_containers(name) if not c.role]
                 if len(live) == 1 and live[0].spec_hash == svc.spec_hash:
@@ -210,9 +167,10 @@ class Applier:
                 fresh[name] = cid
                 self.runtime.start_container(cid)
             for svc, cid in restarted:
-                self.wait_healthy(env, svc, cid, progress)
+                self.wait_healthy(env, svc, cid, progress, watch)
             for name, cid in fresh.items():
-                self.wait_healthy(env, env.services[name], cid, progress)
+                self.wait_healthy(env, env.services[name], cid, progress, watch)
+            watch.check()  # the last step before the switch: nothing is retired yet
             if self.router is not None:
                 # Every new version is healthy: the hosts move to them now, in one change.
                 serving = {c.service: c.id for c in observed.containers if not c.role and c.running}
@@ -220,16 +178,17 @@ class Applier:
                 serving.update(fresh)
                 self.router.route_ready(env, self._ports(serving))
                 progress(f"proxy: {self.url_for(env.name, env, {})} serves the new version")
-        except Exception:
+        except Exception as e:
             for name, cid in fresh.items():
-                if observed.service_containers(name):  # the old one keeps serving
+                # the old one keeps serving; a superseded version never served at all
+                if observed.service_containers(name) or isinstance(e, Superseded):
                     self._quietly_remove(cid)
             raise
         # All new versions are healthy: retire the old ones, then take the names.
         retiring = any(not old.role for name in fresh for old in observed.service_containers(name))
         if self.router is not None and retiring and self.drain > 0:
             progress(f"draining the previous version for {self.drain:g}s")
-            self.sleep(self.drain)
+            (self.sleep or time.sleep)(self.drain)
         for name, cid in fresh.items():
             for old in observed.service_containers(name):
                 if not old.role:
@@ -262,9 +221,11 @@ class Applier:
 
     # -- pieces ------------------------------------------------------------------------
 
-    def _prepare(self, env: DesiredEnvironment, services: list[str], progress: Progress) -> None:
+    def _prepare(
+        self, env: DesiredEnvironment, services: list[str], progress: Progress, watch: Watch
+    ) -> None:
         for name in services:
-            self.ensure_image(env, env.services[name], progress)
+            self.ensure_image(env, env.services[name], progress, watch)
         labels = env_labels(env)
         self.runtime.ensure_network(network_name(env.name), labels)
         for svc in env.services.values():
@@ -272,53 +233,25 @@ class Applier:
                 self.runtime.ensure_volume(volume_name(env.name, vol), labels)
 
     def ensure_image(
-        self, env: DesiredEnvironment, svc: DesiredService, progress: Progress
+        self,
+        env: DesiredEnvironment,
+        svc: DesiredService,
+        progress: Progress,
+        watch: Watch = UNWATCHED,
     ) -> None:
-        """The image of `svc`, pulled or built. A fork pull request gets no network in its
-        build and no registry credentials, and without `images.allow` it may only use
-        images already on the engine (its `image:` and its Dockerfile's FROM images)."""
-        build = svc.spec.build
-        if env.fork:
-            for image, field in self._untrusted_images(svc):
-                if not self._usable_by_fork(image):
-                    raise SpecError(
-                        SPEC_FILE,
-                        None,
-                        field,
-                        f"image {image!r} is not present on the engine; pull requests from "
-                        "forks may only use local images unless the server's images.allow "
-                        "lists them",
-                    )
-        if self.runtime.has_image(svc.image):
+        """The image of `svc`, pulled or built (in one of the watch's build slots)."""
+        self.images.refuse_for_fork(env, svc)
+        if self.images.present(svc):
             return
-        if build is None:
-            self.runtime.pull_image(svc.image, progress, anonymous=env.fork)
-            return
-        mirror = self.mirrors(env.repo)
-        commit, context = env.commit, build.context
-        network = "none" if env.fork or self.build.network == "none" else None
-        request = BuildRequest(
-            context=lambda: mirror.archive(commit, context),
-            dockerfile=build.dockerfile,
-            args=build.args,
-            labels={LABEL_MANAGED: "true", LABEL_REPO: env.repo, LABEL_COMMIT: commit},
-            network=network,
-            anonymous=env.fork,
-            memory=self.limits.max_memory,
-        )
-        self.runtime.build_image(svc.image, request, progress)
+        watch.check()
+        with watch.building():
+            watch.check()
 
-    @staticmethod
-    def _untrusted_images(svc: DesiredService) -> list[tuple[str, str]]:
-        field = f"services.{svc.name}"
-        if svc.spec.build is None:
-            return [(svc.image, f"{field}.image")]
-        return [(image, f"{field}.build (FROM {image})") for image in svc.base_images]
+            def step(msg: str) -> None:  # each build step is a step of the work
+                progress(msg)
+                watch.check()
 
-    def _usable_by_fork(self, image: str) -> bool:
-        if self.images.allow is not None:
-            return allowed(image, self.images.allow)  # pulled without credentials if missing
-        return self.runtime.has_image(image)
+            self.images.fetch(env, svc, step)
 
     def _container(self, env: DesiredEnvironment, svc: DesiredService, name: str) -> ContainerSpec:
         spec = svc.spec
@@ -342,42 +275,23 @@ class Applier:
         )
 
     def wait_healthy(
-        self, env: DesiredEnvironment, svc: DesiredService, cid: str, progress: Progress
+        self,
+        env: DesiredEnvironment,
+        svc: DesiredService,
+        cid: str,
+        progress: Progress,
+        watch: Watch = UNWATCHED,
     ) -> None:
-        """Probe fast at first (a container is often ready in milliseconds), backing off to
-        the check's interval; fail early when the container exits."""
-        hc = svc.spec.healthcheck
-        start_period = hc.start_period if hc else 30.0
-        deadline = self.clock() + start_period
-        delay, last = 0.02, "not probed yet"
-        progress(f"{svc.name}: waiting until healthy")
-        while True:
-            state = self.runtime.inspect_container(cid)
-            if not state.running:
-                logs = self.runtime.logs(cid, tail=10).strip()
-                raise HealthTimeout(
-                    f"{svc.name}: container {state.status} (exit code {state.exit_code})",
-                    output=logs,
-                )
-            if hc is None:
-                ok, last = True, "running"
-            elif hc.command:
-                res = self.runtime.exec(cid, list(hc.command), timeout=hc.timeout)
-                ok, last = res.exit_code == 0, f"command exited {res.exit_code}"
-            else:
-                port = hc.port or (svc.spec.ports[0] if svc.spec.ports else 80)
-                ok, last = self.runtime.probe_http(
-                    cid, port, hc.http or "/", hc.timeout, self.publish_host
-                )
-            if ok:
-                progress(f"{svc.name}: healthy ({last})")
-                return
-            if self.clock() >= deadline:
-                raise HealthTimeout(
-                    f"{svc.name}: not healthy after {start_period:.0f}s; last probe: {last}"
-                )
-            self.sleep(delay)
-            delay = min(delay * 1.5, hc.interval if hc else 1.0)
+        wait_healthy(
+            self.runtime,
+            svc,
+            cid,
+            progress,
+            publish_host=self.publish_host,
+            clock=self.clock,
+            sleep=self.sleep,
+            watch=watch,
+        )
 
     def _ports(self, containers: Mapping[str, str]) -> dict[str, dict[int, int]]:
         """service -> container id  =>  service -> container port -> host port."""

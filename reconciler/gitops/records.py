@@ -151,6 +151,11 @@ class Records:
         for listener in self.listeners:
             call_hook(listener.environment_changed, change)
 
+    def known(self, name: str) -> bool:
+        """This process has written a status of `name` (it is not just adopted)."""
+        with self._lock:
+            return name in self._status
+
     def removed(self, name: str, repo: str, reason: str, ref: str, commit: str) -> None:
         """The environment is gone: forget its status and tell the listeners, with what
         was known of it (its last ref and commit if nothing was)."""

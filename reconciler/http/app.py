@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.settings import Settings
+from reconciler.http import forward
 from reconciler.http.api import create_api, error_response
 from reconciler.http.openapi import document
 from reconciler.proxy import ASK_PATH
@@ -41,6 +42,7 @@ def create_app(settings: Settings, service: Service) -> Flask:
     from reconciler.http.dashboard import create_dashboard
 
     app.register_blueprint(create_dashboard(service))
+    forward.install(app, service)  # schedule calls on a replica that does not run them
 
     @app.after_request
     def count_deliveries(resp: Response) -> Response:

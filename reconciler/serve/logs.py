@@ -49,5 +49,5 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "docker", "git", "waitress", "watchfiles"):
+    for noisy in ("urllib3", "docker", "git", "waitress", "watchfiles", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

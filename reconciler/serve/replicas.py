@@ -27,6 +27,13 @@ from reconciler.storage.store import Store
 log = logging.getLogger(__name__)
 
 
+def listen_url(host: str, port: int) -> str:
+    """The address another replica on this machine reaches us at (set `public_url` when
+    replicas run on several hosts)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class Replicas:
     def __init__(
         self,
@@ -48,7 +55,7 @@ class Replicas:
             cfg.renew_every,
             on_gained=self._gained,
             on_lost=self._lost,
-            address=settings.public_url,
+            address=settings.public_url or listen_url(settings.server.host, settings.server.port),
         )
         self._queue_pass = queue_pass
         self._release_schedules = release_schedules
@@ -62,6 +69,18 @@ class Replicas:
 
     def led(self) -> dict[str, int]:
         return self.leadership.led() if self.enabled else dict.fromkeys(self.repos, 0)
+
+    def leader_address(self, repo: str) -> str | None:
+        """Where the replica that holds `repo`'s lease answers (None: no holder known)."""
+        try:
+            holder = next((x.holder for x in self.leases.all() if x.repo == repo), None)
+            if holder is None:
+                return None
+            found = [r for r in self.leases.replicas() if r["id"] == holder]
+        except Exception as e:  # noqa: BLE001 - the caller answers "retry"
+            log.warning("[%s] could not read who leads it: %s", repo, e)
+            return None
+        return found[0]["address"] if found else None
 
     def wake(self, repo: str, reason: str) -> None:
         """A trigger for a repo this replica does not lead: tell its leader."""

@@ -255,7 +255,9 @@ class Service:
         retry: float | None = UNEXPECTED_RETRY_AFTER
         started = time.monotonic()
         try:
-            result = self.controller.reconcile(key)
+            # The pass plans and hands each environment to the controller's queue; it
+            # never waits for a build or a health wait (environments back off on their own).
+            result = self.controller.reconcile(key, wait=False)
             self.last_result[key] = result
             retry = result.retry_after
         except Exception as e:
@@ -309,7 +311,7 @@ class Service:
             log.exception("[%s] watch stopped; polling continues", repo.name)
 
     def idle(self) -> bool:
-        return not self.queue.busy()
+        return not self.queue.busy() and self.controller.envs.idle()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -321,6 +323,8 @@ class Service:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        # Environments' work stops at its next step, left as it is for the next start.
+        self.controller.envs.shutdown(max(0.0, deadline - time.monotonic()))
         self.replicas.stop()  # leases given up: another replica takes over at once
         if self.proxy is not None:
             self.proxy.stop()

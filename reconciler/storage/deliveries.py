@@ -53,7 +53,7 @@ class PullRequestState:
         return self.state == "open"
 
 
-def _row(repo: str, pr: PullRequestState) -> dict[str, Any]:
+def pr_row(repo: str, pr: PullRequestState) -> dict[str, Any]:
     return {
         "repo": repo,
         "number": pr.number,
@@ -245,7 +245,7 @@ class DeliveryLog:
             if rows:
                 conn.execute(self._insert_ignoring(deliveries), rows)
             if prs:  # one upsert for the batch (executemany), not a statement per PR
-                conn.execute(self._upsert(), [_row(repo, pr) for repo, pr in prs.values()])
+                conn.execute(self._upsert(), [pr_row(repo, pr) for repo, pr in prs.values()])
 
     def _upsert(self) -> Any:
         if self.engine.dialect.name == "postgresql":
@@ -253,7 +253,7 @@ class DeliveryLog:
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         stmt = insert(pull_requests)
-        keep = {c: stmt.excluded[c] for c in _row("", PullRequestState(0, "")) if c not in
+        keep = {c: stmt.excluded[c] for c in pr_row("", PullRequestState(0, "")) if c not in
                 ("repo", "number")}  # fmt: skip
         return stmt.on_conflict_do_update(index_elements=["repo", "number"], set_=keep)
 

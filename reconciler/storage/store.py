@@ -34,6 +34,7 @@ from reconciler.storage.schema import (
     managed_entries,
     suspensions,
 )
+from reconciler.storage.shared_deliveries import SharedDeliveryLog
 
 __all__ = ["Event", "PullRequestState", "Store", "make_engine"]
 
@@ -96,7 +97,8 @@ class Store:
         self.engine = make_engine(url)
         migrate(self.engine)
         self.retention = retention or RetentionSettings()
-        self.deliveries = DeliveryLog(
+        shared = self.engine.dialect.name == "postgresql"  # replicas may share it
+        self.deliveries = (SharedDeliveryLog if shared else DeliveryLog)(
             self.engine, self.retention, self._insert_ignoring_duplicates, [self.prune_events]
         )
         self.runs = RunLog(self.engine)

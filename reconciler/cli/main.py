@@ -26,12 +26,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _services(args: argparse.Namespace) -> tuple[Settings, Any, Any]:
-    from reconciler.runtime.docker import DockerRuntime
+    from reconciler.runtime.swarm import runtime_for
     from reconciler.storage.store import Store
 
     settings = _settings(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return settings, Store(settings.database_url, settings.retention), DockerRuntime()
+    return settings, Store(settings.database_url, settings.retention), runtime_for(settings)
 
 
 def _store(args: argparse.Namespace) -> Any:

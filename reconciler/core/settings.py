@@ -32,6 +32,7 @@ from reconciler.core.sections import (
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PROVIDERS = ("github", "gitlab", "gitea", "generic")
+RUNTIMES = ("docker", "swarm")
 _DATABASE_URL = re.compile(r"^(sqlite|postgres(ql)?(\+psycopg)?)://")
 
 
@@ -266,6 +267,8 @@ class Settings:
     state_dir: Path = Path(".hoody-state")  # relative to the directory of hoody.yaml
     server: ServerSettings = field(default_factory=ServerSettings)
     docker: DockerSettings = field(default_factory=DockerSettings)
+    # what runs the environments: this host's Docker engine, or the swarm it manages
+    runtime: Annotated[str, OneOf(RUNTIMES)] = "docker"
     repos: tuple[RepoSettings, ...] = ()
     # Environments building or pulling an image at once (CPU, disk, network), all repos.
     workers: Annotated[int, Floor(1)] = 4

@@ -271,6 +271,7 @@ class Applier:
             pids=self.limits.pids,
             user=spec.user,
             working_dir=spec.working_dir,
+            healthcheck=spec.healthcheck,
         )
 
     def wait_healthy(

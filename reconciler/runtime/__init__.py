@@ -21,6 +21,7 @@ from reconciler.core.model import (
     LABEL_REPO,
     LABEL_SERVICE,
     LABEL_SPEC_HASH,
+    HealthCheck,
     ObservedContainer,
     ObservedEnvironment,
     Resources,
@@ -58,6 +59,8 @@ class ContainerSpec:
     pids: int | None = None  # most processes the container may run
     user: str | None = None
     working_dir: str | None = None
+    # the spec's check, for a runtime that probes by itself too (a swarm's rolling update)
+    healthcheck: HealthCheck | None = None
 
 
 @dataclass(frozen=True)

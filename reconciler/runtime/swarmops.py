@@ -1,0 +1,79 @@
+"""Swarm Engine API calls the docker SDK has no method for (a rollback, a forced restart
+of a service's tasks) and the overlay network of an environment."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.core.errors import NameConflict, RuntimeFailure
+from reconciler.core.model import LABEL_ENV, LABEL_MANAGED, LABEL_REPO
+from reconciler.runtime.docker import _engine
+from reconciler.runtime.isolation import taken
+
+_NOT_FOUND = 404
+
+
+def owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
+    have = have or {}
+    return have.get(LABEL_MANAGED) == "true" and all(
+        have.get(k) == want.get(k) for k in (LABEL_REPO, LABEL_ENV)
+    )
+
+
+def _post_spec(api: Any, svc: Mapping[str, Any], spec: Mapping[str, Any], **params: Any) -> None:
+    """POST the service's spec back as an update (what `docker service update --force`
+    and `docker service rollback` send), at the version it was read at."""
+    url = api._url("/services/{0}/update", svc["ID"])
+    params = {"version": svc["Version"]["Index"], **params}
+    with _engine(f"update service {svc['Spec'].get('Name')}"):
+        api._raise_for_status(api._post_json(url, data=spec, params=params))
+
+
+def rollback(api: Any, svc: Mapping[str, Any]) -> None:
+    """The swarm's own rollback to the service's previous spec."""
+    _post_spec(api, svc, svc["Spec"], rollback="previous")
+
+
+def force_restart(api: Any, svc: Mapping[str, Any]) -> None:
+    """New tasks for the same spec (`docker service update --force`)."""
+    spec = copy.deepcopy(dict(svc["Spec"]))
+    template = spec.setdefault("TaskTemplate", {})
+    template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+    _post_spec(api, svc, spec)
+
+
+def containers_of(api: Any, sid: str) -> list[Any]:
+    """This node's containers of a service's tasks, stopped ones too."""
+    label = f"com.docker.swarm.service.id={sid}"
+    with _engine("list containers"):
+        return list(api.containers(all=True, filters={"label": [label]}) or [])
+
+
+def ensure_overlay(api: Any, name: str, labels: Mapping[str, str]) -> None:
+    """An attachable overlay network (one-off job tasks and `docker run --network` can
+    join it); a name held by anything else is a NameConflict, never a takeover."""
+    try:
+        with _engine("inspect network"):
+            existing = api.inspect_network(name)
+    except RuntimeFailure as e:
+        if e.status != _NOT_FOUND:
+            raise
+        with _engine(f"create network {name}"):
+            api.create_network(
+                name,
+                driver="overlay",
+                attachable=True,
+                scope="swarm",
+                labels=dict(labels),
+                check_duplicate=True,
+            )
+        return
+    if not owns(existing.get("Labels"), labels):
+        raise NameConflict(taken("network", name, existing.get("Labels"), labels))
+    if existing.get("Driver") != "overlay":
+        raise RuntimeFailure(
+            f"network {name} is a {existing.get('Driver')} network (left by the docker "
+            "runtime?); a swarm environment needs an overlay network under that name"
+        )

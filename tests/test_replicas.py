@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from reconciler.http.forward import FORWARDED
+from reconciler.http.leader import FORWARDED
 
 from .conftest import RUN_ID, cleanup_repo, git, unique
 from .test_serve import ROOT, free_port, get, hoody, wait_for
@@ -171,6 +171,8 @@ def test_two_replicas_one_leader_failover_and_webhooks_on_the_other(
                         "the leader's schedule")  # fmt: skip
         on_b = cron(b)
         assert {e[:2] for e in on_b} == {e[:2] for e in on_a} and on_b
+        page_b = get(f"{b.url}/environments/main-{name}")  # the dashboard asks the leader
+        assert "echo tick" in page_b and "echo tick" in get(f"{a.url}/environments/main-{name}")
         import urllib.error
         import urllib.request
 

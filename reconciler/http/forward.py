@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, request
 
 from reconciler.http.api import error_response
+from reconciler.http.leader import FORWARDED
 
 if TYPE_CHECKING:
     from reconciler.serve.service import Service
 
 log = logging.getLogger(__name__)
-FORWARDED = "X-Hoody-Forwarded-By"
 _SCHEDULE_PATH = re.compile(r"^/api/v1/environments/([^/]+)/(?:cron|users)(?:/|$)")
 _PASSED = ("Authorization", "Content-Type", "Accept")
 _TIMEOUT = 10.0

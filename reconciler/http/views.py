@@ -11,6 +11,7 @@ from reconciler.core.crontab import explain, next_fires
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.httpjob import HttpRequest
 from reconciler.core.model import ObservedEnvironment
+from reconciler.http import leader
 from reconciler.storage.runlog import RunRecord
 
 if TYPE_CHECKING:
@@ -115,6 +116,10 @@ def schedule_summary(service: Service, env: str) -> dict[str, Any]:
 
 
 def cron_entries(service: Service, env: str, n: int = 5) -> list[dict[str, Any]]:
+    repo = leader.elsewhere(service, env)
+    if repo is not None:  # the schedule runs on the replica that leads the repo
+        body = leader.leader_json(service, repo, f"/environments/{env}/cron?n={n}")
+        return list(body["entries"]) if isinstance(body, dict) else []
     now = service.scheduler.clock.now()
     out = []
     for table in service.scheduler.tables_of(env):

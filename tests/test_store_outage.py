@@ -1,5 +1,5 @@
-"""Skip, never double, when the store is down: two schedulers on one database, the
-database stopped while firings are due and started again.
+"""Skip, never double, when the store is down: two schedulers (and two services) on one
+database, the database stopped while firings are due and started again.
 
 PostgreSQL: a server of the test's own (initdb into a temporary directory, pg_ctl on a
 free port, its socket in that directory), stopped and started by the test; the shared
@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,3 +246,62 @@ def test_readyz_is_503_while_sqlite_is_unwritable(
             live.store.engine.dispose()
             up()
         assert requests.get(f"{live.url}/readyz", timeout=30).status_code == 200
+
+
+def test_two_services_on_postgres_skip_never_double_and_recover(
+    tmp_path: Path, own_postgres: OwnPostgres
+) -> None:
+    """Two services (`hoody serve` minus the process) on one PostgreSQL database and one
+    repo: the database stops while `@every 1s` firings are due, then starts again."""
+    from reconciler.core.settings import LimitsSettings, ReplicaSettings, RepoSettings
+
+    from .conftest import GitRemote
+
+    remote = GitRemote(tmp_path / "git")
+    remote.commit(
+        "main",
+        {".hoody/app.yaml": "name: shop\nimage: busybox:1.36\n", ".hoody/crontab": "@every 1s x\n"},
+    )
+
+    def settings(who: str) -> Settings:
+        return Settings(
+            state_dir=tmp_path / f"state-{who}",
+            database=DatabaseSettings(url=own_postgres.url),
+            repos=(RepoSettings(name="shop", url=str(remote.bare), poll_interval=0),),
+            limits=LimitsSettings(min_every=1.0),
+            replicas=ReplicaSettings(lease_ttl=30.0, renew_every=1.0, wake_poll=0.2),
+        )
+
+    runtimes = [MemoryRuntime(), MemoryRuntime()]
+    executed: list[str] = []  # the HOODY_RUN_ID of every job either service ran
+    for rt in runtimes:
+        rt.images.add("busybox:1.36")
+        rt.job_handler = lambda _cmd, env: (executed.append(env["HOODY_RUN_ID"]), (0, b"", b""))[1]
+    with LiveService(settings("a"), runtimes[0]) as a, LiveService(settings("b"), runtimes[1]):
+        store = a.store
+
+        def done(status: str) -> list:
+            return store.runs.list(env=ENV, status=status, limit=1000)
+
+        deadline = time.monotonic() + 60
+        while len(done("succeeded")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(done("succeeded")) >= 3
+        own_postgres.stop()
+        try:
+            time.sleep(4)  # firings due every second meanwhile
+            r = requests.get(f"{a.url}/readyz", timeout=30)
+            assert r.status_code == 503 and r.json()["checks"]["store"].startswith("failed")
+        finally:
+            own_postgres.start()
+        before = len(done("succeeded"))
+        deadline = time.monotonic() + 60
+        while not (done("missed") and len(done("succeeded")) >= before + 3):
+            assert time.monotonic() < deadline, "no recovery"
+            time.sleep(0.2)
+        missed = done("missed")
+        assert all((m.reason or "").startswith("not claimed:") for m in missed)
+        every = store.runs.list(env=ENV, limit=1000)
+        slots = Counter(r.scheduled_for for r in every)
+        assert max(slots.values()) == 1, slots  # no firing twice, on either service
+        assert len(executed) == len(set(executed))  # no run executed twice

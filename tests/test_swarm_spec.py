@@ -120,4 +120,5 @@ def test_the_service_spec_rolls_start_first_and_publishes_in_host_mode() -> None
         "NanoCPUs": 500_000_000,
         "MemoryBytes": 64 << 20,
     }
-    assert args["task_template"]["Networks"] == [{"Target": "netid", "Aliases": ["web"]}]
+    (net,) = args["task_template"]["Networks"]
+    assert net["Target"] == "netid" and net["Aliases"] == ["web"]

@@ -326,3 +326,36 @@ def test_settings_choose_the_runtime(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings(cfg)
     assert "runtime" in str(e.value)
+
+
+def test_a_service_name_held_by_a_foreign_service_is_left_alone(
+    tmp_path: Path, remote: GitRemote, swarm: Any
+) -> None:
+    from reconciler.gitops.controller import Controller
+    from reconciler.storage.store import Store
+
+    app = unique("sf")
+    env = f"main-{app}"
+    remote.commit("main", {".hoody/app.yaml": spec(app, "mine")})
+    # someone's service under the name the environment's would take (labelled with the
+    # repo only, for the cleanup: hoody never created it)
+    foreign = swarm.services.create(
+        "busybox:1.36", ["sleep", "3600"], name=f"{env}_web", labels={"hoody.repo": app}
+    )
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        runtime="swarm",
+        repos=(RepoSettings(name=app, url=str(remote.bare), poll_interval=0),),
+    )
+    version = swarm.services.get(foreign.id).attrs["Version"]["Index"]
+    try:
+        ctl = Controller(settings, Store(settings.database_url), SwarmRuntime())
+        result = ctl.reconcile(app)
+        assert not result.ok
+        text = " ".join(str(e) for e in result.errors)
+        assert f"service name {env}_web is held by a swarm service hoody did not create" in text
+        foreign.reload()
+        assert foreign.attrs["Spec"]["Labels"] == {"hoody.repo": app}  # untouched
+        assert foreign.attrs["Version"]["Index"] == version  # never updated
+    finally:
+        cleanup_swarm(swarm, app)

@@ -106,7 +106,7 @@ class SwarmRuntime:
         by_service: dict[str, list[Mapping[str, Any]]] = {}
         for t in tasks:
             by_service.setdefault(str(t.get("ServiceID")), []).append(t)
-        ports = self._container_ports(filters) if services else {}
+        ports = ops.task_container_ports(self.api, filters) if services else {}
         networks = self._call(
             "list networks", lambda: self.api.networks(filters={"label": filters})
         )
@@ -119,24 +119,6 @@ class SwarmRuntime:
                 for v in (volumes or {}).get("Volumes") or []
             ],
         )
-
-    def _container_ports(self, filters: list[str]) -> dict[str, dict[int, int]]:
-        """container id -> its published tcp ports, for this node's task containers (a
-        starting task's are not in the swarm's task status yet)."""
-        listed = self._call(
-            "list containers", lambda: self.api.containers(filters={"label": filters})
-        )
-        return {
-            c["Id"]: {
-                int(p["PrivatePort"]): int(p["PublicPort"])
-                for p in c.get("Ports") or []
-                # host mode binds IPv4 and IPv6 on two different ports: loopback is IPv4
-                if p.get("PublicPort")
-                and p.get("Type", "tcp") == "tcp"
-                and ":" not in str(p.get("IP", ""))
-            }
-            for c in listed or []
-        }
 
     def _listed(
         self,

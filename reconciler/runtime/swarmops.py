@@ -77,3 +77,21 @@ def ensure_overlay(api: Any, name: str, labels: Mapping[str, str]) -> None:
             f"network {name} is a {existing.get('Driver')} network (left by the docker "
             "runtime?); a swarm environment needs an overlay network under that name"
         )
+
+
+def task_container_ports(api: Any, filters: list[str]) -> dict[str, dict[int, int]]:
+    """container id -> its published tcp ports, for this node's task containers (a
+    starting task's are not in the swarm's task status yet). Host mode binds IPv4 and
+    IPv6 on two different ports: loopback is IPv4's."""
+    with _engine("list containers"):
+        listed = api.containers(filters={"label": filters})
+    return {
+        c["Id"]: {
+            int(p["PrivatePort"]): int(p["PublicPort"])
+            for p in c.get("Ports") or []
+            if p.get("PublicPort")
+            and p.get("Type", "tcp") == "tcp"
+            and ":" not in str(p.get("IP", ""))
+        }
+        for c in listed or []
+    }

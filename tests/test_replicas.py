@@ -171,6 +171,12 @@ def test_two_replicas_one_leader_failover_and_webhooks_on_the_other(
                         "the leader's schedule")  # fmt: skip
         on_b = cron(b)
         assert {e[:2] for e in on_b} == {e[:2] for e in on_a} and on_b
+
+        def summary(replica: Replica) -> dict[str, Any]:
+            listed = json.loads(get(f"{replica.url}/api/v1/environments"))["environments"]
+            return {e["name"]: e["schedule"]["entries"] for e in listed if e["repo"] == name}
+
+        assert summary(b) == summary(a) and summary(a)[f"main-{name}"] > 0
         page_b = get(f"{b.url}/environments/main-{name}")  # the dashboard asks the leader
         assert "echo tick" in page_b and "echo tick" in get(f"{a.url}/environments/main-{name}")
         import urllib.error

@@ -9,6 +9,8 @@ import logging
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from flask import has_request_context, request
+
 if TYPE_CHECKING:
     from reconciler.serve.service import Service
 
@@ -27,9 +29,27 @@ def elsewhere(service: Service, env: str) -> str | None:
     return str(row["repo"])
 
 
-def leader_json(service: Service, repo: str, path: str) -> Any | None:
-    """GET `path` (under /api/v1) from `repo`'s leader; None when it cannot answer."""
-    address = service.replicas.leader_address(repo)
+def schedules_elsewhere(service: Service, repos: dict[str, str]) -> dict[str, Any]:
+    """The schedule summaries of the environments in `repos` (env -> repo) whose repo
+    another replica leads: one `GET /environments` per leader, not one call per env."""
+    if not service.replicas.enabled:
+        return {}
+    theirs = {r for r in set(repos.values()) if not service.replicas.leads(r)}
+    found: dict[str, Any] = {}
+    for address in {a for r in sorted(theirs) if (a := service.replicas.leader_address(r))}:
+        body = leader_json(service, "", "/environments", address)
+        for view in body.get("environments", []) if isinstance(body, dict) else []:
+            if repos.get(view.get("name")) in theirs and isinstance(view.get("schedule"), dict):
+                found[view["name"]] = view["schedule"]
+    return found
+
+
+def leader_json(service: Service, repo: str, path: str, address: str | None = None) -> Any:
+    """GET `path` (under /api/v1) from `repo`'s leader (or `address`); None when it
+    cannot answer."""
+    if has_request_context() and request.headers.get(FORWARDED):
+        return None  # a call from another replica: answer from our own, never ask back
+    address = address or service.replicas.leader_address(repo)
     if not address:
         return None
     headers = {FORWARDED: service.replicas.leadership.holder}

@@ -34,7 +34,11 @@ def environments(service: Service) -> list[dict[str, Any]]:
     rows = {r["name"]: r for r in service.store.environments()}
     suspended = service.store.suspended()
     names = sorted(set(rows) | {n for n, o in observed.items() if o.repo in _repos(service)})
-    return [_view(service, n, rows.get(n), observed.get(n), n in suspended) for n in names]
+    led_elsewhere = leader.schedules_elsewhere(service, {n: r["repo"] for n, r in rows.items()})
+    return [
+        _view(service, n, rows.get(n), observed.get(n), n in suspended, led_elsewhere.get(n))
+        for n in names
+    ]
 
 
 def environment(service: Service, name: str) -> dict[str, Any] | None:
@@ -55,6 +59,7 @@ def _view(
     row: dict[str, Any] | None,
     observed: ObservedEnvironment | None,
     suspended: bool,
+    schedule: dict[str, Any] | None = None,  # the leader's, when another replica leads
 ) -> dict[str, Any]:
     row = row or {}
     ref = row.get("ref") or (observed.ref if observed else "")
@@ -78,7 +83,8 @@ def _view(
     kind = row.get("kind") or (
         "pr" if ref.startswith("refs/pull/") or ref.startswith("refs/merge-requests/") else "branch"
     )
-    schedule = schedule_summary(service, name)
+    if schedule is None:
+        schedule = schedule_summary(service, name)
     return {
         "name": name,
         "repo": row.get("repo") or (observed.repo if observed else None),
@@ -104,6 +110,11 @@ def _pr_number(ref: str) -> int | None:
 
 
 def schedule_summary(service: Service, env: str) -> dict[str, Any]:
+    repo = leader.elsewhere(service, env)
+    if repo is not None:  # the schedule runs on the replica that leads the repo
+        body = leader.leader_json(service, repo, f"/environments/{env}")
+        if isinstance(body, dict) and isinstance(body.get("schedule"), dict):
+            return dict(body["schedule"])
     states = service.scheduler.entries(env)
     now = service.scheduler.clock.now()
     upcoming = [t for s in states if not s.paused and (t := s.upcoming(now)) is not None]

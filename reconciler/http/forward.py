@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, Response, request
 
+from reconciler.http import leader
 from reconciler.http.api import error_response
 from reconciler.http.leader import FORWARDED
 
@@ -38,12 +39,9 @@ def install(app: Flask, service: Service) -> None:
     @app.before_request
     def to_the_leader() -> Response | None:
         match = _SCHEDULE_PATH.match(request.path)
-        if match is None or not service.replicas.enabled:
-            return None
-        row = service.store.environment(match.group(1))
-        if row is None or service.replicas.leads(row["repo"]):
+        repo = leader.elsewhere(service, match.group(1)) if match else None
+        if repo is None:
             return None  # ours, or unknown (the API answers 404 itself)
-        repo = row["repo"]
         if request.headers.get(FORWARDED):
             return unavailable(f"{repo} is changing leader; retry")
         address = service.replicas.leader_address(repo)

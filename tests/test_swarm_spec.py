@@ -75,6 +75,17 @@ def test_host_mode_ports_read_the_ipv4_binding_first() -> None:
             ],
             (False, "task task: non-zero exit (3)", 3),
         ),
+        # a version being rolled to whose task failed before the swarm's monitor saw it:
+        # the update is rolled back (by the swarm, or by the apply that abandons it)
+        (
+            {**service("a", "updating", "update in progress"), "PreviousSpec": {"Name": "x"}},
+            [task("a", "failed", "shutdown", Err="task: non-zero exit (3)")],
+            (
+                False,
+                "task task: non-zero exit (3); the update is rolled back to the previous version",
+                None,
+            ),
+        ),
         # the swarm rolled back from b to a: version b is gone, and says why
         (
             service("a", "rollback_completed", "rollback completed"),

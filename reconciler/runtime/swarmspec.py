@@ -210,6 +210,12 @@ def rolled_back(service: Mapping[str, Any]) -> bool:
     return update_state(service)[0].startswith("rollback")
 
 
+def rolling_to(service: Mapping[str, Any]) -> bool:
+    """A rolling update to the service's current spec is under way (it has a previous
+    spec to go back to)."""
+    return bool(service.get("PreviousSpec")) and update_state(service)[0] == "updating"
+
+
 def version_state(
     svc: Mapping[str, Any], h: str, tasks: Sequence[Mapping[str, Any]]
 ) -> Mapping[str, Any] | tuple[bool, str, int | None]:
@@ -225,6 +231,10 @@ def version_state(
         what = status.get("Err") or task_state(failed)
         if not current and rolled_back(svc):
             what = f"{what}; rolled back by the swarm ({update_state(svc)[1]})"
+        elif current and rolling_to(svc):
+            # Caught before the swarm's own monitor: the update is rolled back all the
+            # same, by the swarm (failure action) or by the apply that abandons it.
+            what = f"{what}; the update is rolled back to the previous version"
         return False, f"task {what}", code
     if live:
         return live[0]

@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -168,8 +169,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     name = f"hoody_t_{RUN_ID}_{next(_counter)}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    # The stores the test opens are closed before their database goes (their writer
+    # would otherwise retry its maintenance against a database that is gone).
+    from reconciler.storage.store import Store
+
+    opened: list[Store] = []
+    init = Store.__init__
+
+    def tracked(self: Store, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    request.getfixturevalue("monkeypatch").setattr(Store, "__init__", tracked)
     try:
         yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
+        for store in opened:
+            with contextlib.suppress(Exception):
+                store.close()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

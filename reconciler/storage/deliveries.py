@@ -85,7 +85,8 @@ class DeliveryLog:
         self._latest: dict[str, dict[int, PullRequestState]] = {}  # per repo, loaded once
         self._writes: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._last_prune = time.monotonic()  # the first prune one interval after start
-        threading.Thread(target=self._writer, name="deliveries", daemon=True).start()
+        self._thread = threading.Thread(target=self._writer, name="deliveries", daemon=True)
+        self._thread.start()
 
     # -- delivery keys -------------------------------------------------------------------
 
@@ -202,12 +203,19 @@ class DeliveryLog:
 
     # -- the writer ----------------------------------------------------------------------
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer (idempotent)."""
+        if self._thread.is_alive():
+            self._writes.put(("stop", None))
+            self._thread.join(timeout)
+
     def _writer(self) -> None:
         while True:
             try:
                 batch = [self._writes.get(timeout=MAINTENANCE_EVERY)]
             except queue.Empty:
                 batch = []
+            stop = any(kind == "stop" for kind, _ in batch)
             while batch and len(batch) < 500:
                 try:
                     batch.append(self._writes.get(timeout=0.05))
@@ -220,6 +228,8 @@ class DeliveryLog:
             finally:
                 for _ in batch:
                     self._writes.task_done()
+            if stop:
+                return
             if time.monotonic() - self._last_prune >= MAINTENANCE_EVERY:
                 self._last_prune = time.monotonic()
                 for task in (self.prune, *self.maintenance):

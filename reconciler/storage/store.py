@@ -108,6 +108,11 @@ class Store:
         with self.engine.begin() as conn:
             yield conn
 
+    def close(self) -> None:
+        """Write what is queued, stop the writer and close the connections."""
+        self.deliveries.close()
+        self.engine.dispose()
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))

@@ -8,6 +8,7 @@ the process environment and a missing variable is an error at load.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -67,9 +68,28 @@ class RetentionSettings:
     deliveries_max_count: Annotated[int, Floor(1)] = 100_000
 
 
+def _subnet_pool_ok(value: str | None) -> bool:
+    if value is None:
+        return True
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return net.version == 4 and net.is_private
+
+
 @dataclass(frozen=True)
 class DockerSettings:
     publish_host: str = "127.0.0.1"  # host address that service ports are published on
+    # Where environment networks take their subnets from: null leaves it to the engine
+    # (its default address pools hold about 30 bridge networks, one per environment);
+    # a private range such as 10.213.0.0/16 is cut into /subnet_prefix networks.
+    subnet_pool: Annotated[
+        str | None, Check(_subnet_pool_ok, "expected a private IPv4 network, e.g. 10.213.0.0/16")
+    ] = None
+    subnet_prefix: Annotated[
+        int, Check(lambda n: 16 <= n <= 28, "expected a prefix length from 16 to 28")
+    ] = 24
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ RuntimeUnavailable so callers know to tear nothing down.
 from __future__ import annotations
 
 import collections
+import contextlib
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -17,9 +19,15 @@ from typing import TypeVar
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import Mount
+from docker.types import IPAMConfig, IPAMPool, Mount
 
-from reconciler.core.errors import BuildFailed, NameConflict, RuntimeFailure, RuntimeUnavailable
+from reconciler.core.errors import (
+    BuildFailed,
+    ConfigError,
+    NameConflict,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
 from reconciler.core.model import (
     LABEL_ENV,
     LABEL_MANAGED,
@@ -73,9 +81,23 @@ _BUILD_TAIL = 20  # lines of build output kept for the error
 
 
 class DockerRuntime:
-    def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        subnet_pool: str | None = None,
+        subnet_prefix: int = 24,
+    ) -> None:
         self._base_url = base_url
         self._timeout = timeout
+        self._pool = ipaddress.IPv4Network(subnet_pool) if subnet_pool else None
+        if self._pool is not None and subnet_prefix < self._pool.prefixlen:
+            raise ConfigError(
+                "docker.subnet_prefix",
+                f"/{subnet_prefix} is larger than docker.subnet_pool {subnet_pool}",
+            )
+        self._prefix = subnet_prefix
+        self._net_lock = threading.Lock()  # one subnet chosen at a time in this process
         self._client: docker.DockerClient | None = None
         self._anonymous: docker.APIClient | None = None
         self._lock = threading.Lock()
@@ -209,12 +231,7 @@ class DockerRuntime:
             existing = self._call("inspect network", lambda: self.api.inspect_network(name))
         except RuntimeFailure:
             try:
-                self._call(
-                    f"create network {name}",
-                    lambda: self.api.create_network(
-                        name, driver="bridge", labels=dict(labels), check_duplicate=True
-                    ),
-                )
+                self._create_network(name, labels)
                 return
             except RuntimeFailure as refused:  # created by someone else in between?
                 try:
@@ -223,6 +240,62 @@ class DockerRuntime:
                     raise refused from None  # no: the engine's own reason
         if not self._owns(existing.get("Labels"), labels):
             raise NameConflict(taken("network", name, existing.get("Labels"), labels))
+
+    def _create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        what = f"create network {name}"
+        if self._pool is None:
+            try:
+                self._call(
+                    what,
+                    lambda: self.api.create_network(
+                        name, driver="bridge", labels=dict(labels), check_duplicate=True
+                    ),
+                )
+            except RuntimeFailure as e:
+                if "address pool" in str(e):  # the engine's default pools are all taken
+                    raise RuntimeFailure(
+                        f"{e} (one network per environment: set docker.subnet_pool, e.g. "
+                        "10.213.0.0/16, to give them subnets of a private range)",
+                        status=e.status,
+                    ) from e
+                raise
+            return
+        with self._net_lock:
+            tried: set[ipaddress.IPv4Network] = set()
+            while True:
+                subnet = self._free_subnet(tried)
+                try:
+                    with _engine(what):
+                        self.api.create_network(
+                            name,
+                            driver="bridge",
+                            labels=dict(labels),
+                            ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
+                            check_duplicate=True,
+                        )
+                    return
+                except RuntimeFailure as e:
+                    if "overlap" not in str(e).lower() or len(tried) >= 16:
+                        raise
+                    tried.add(subnet)  # taken in between (another process): the next one
+
+    def _free_subnet(self, tried: set[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+        """The first /subnet_prefix of the pool that no network of the engine overlaps."""
+        assert self._pool is not None
+        used: list[ipaddress.IPv4Network] = []
+        for net in self._call("list networks", lambda: self.api.networks()):
+            for cfg in (net.get("IPAM") or {}).get("Config") or []:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    sub = ipaddress.ip_network(cfg["Subnet"], strict=False)
+                    if isinstance(sub, ipaddress.IPv4Network):
+                        used.append(sub)
+        for candidate in self._pool.subnets(new_prefix=self._prefix):
+            if candidate not in tried and not any(candidate.overlaps(u) for u in used):
+                return candidate
+        raise RuntimeFailure(
+            f"no free /{self._prefix} subnet left in docker.subnet_pool {self._pool} "
+            f"({len(used)} networks on the engine)"
+        )
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         try:

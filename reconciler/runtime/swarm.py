@@ -51,7 +51,10 @@ _RETRIES = 5
 
 def runtime_for(settings: Settings) -> Runtime:
     """The runtime `hoody.yaml`'s `runtime:` names."""
-    return SwarmRuntime() if settings.runtime == "swarm" else DockerRuntime()
+    if settings.runtime == "swarm":
+        return SwarmRuntime()
+    docker = settings.docker
+    return DockerRuntime(subnet_pool=docker.subnet_pool, subnet_prefix=docker.subnet_prefix)
 
 
 class SwarmRuntime:

@@ -15,6 +15,7 @@ the hosts down first ("gone", 404) so no request reaches a container being remov
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -224,13 +225,29 @@ class Applier:
     def _prepare(
         self, env: DesiredEnvironment, services: list[str], progress: Progress, watch: Watch
     ) -> None:
-        for name in services:
-            self.ensure_image(env, env.services[name], progress, watch)
+        # The network and volumes are made while the images are checked, pulled or built
+        # (a new network costs the engine about 100 ms; a build, minutes).
         labels = env_labels(env)
-        self.runtime.ensure_network(network_name(env.name), labels)
-        for svc in env.services.values():
-            for vol in svc.spec.volumes:
-                self.runtime.ensure_volume(volume_name(env.name, vol), labels)
+        failed: list[BaseException] = []
+
+        def storage() -> None:
+            try:
+                self.runtime.ensure_network(network_name(env.name), labels)
+                for svc in env.services.values():
+                    for vol in svc.spec.volumes:
+                        self.runtime.ensure_volume(volume_name(env.name, vol), labels)
+            except BaseException as e:  # noqa: BLE001 - raised in the applying thread
+                failed.append(e)
+
+        aside = threading.Thread(target=storage, name=f"prepare {env.name}", daemon=True)
+        aside.start()
+        try:
+            for name in services:
+                self.ensure_image(env, env.services[name], progress, watch)
+        finally:
+            aside.join()
+        if failed:
+            raise failed[0]
 
     def ensure_image(
         self,

@@ -98,6 +98,7 @@ class DockerRuntime:
             )
         self._prefix = subnet_prefix
         self._net_lock = threading.Lock()  # one subnet chosen at a time in this process
+        self._reserved: set[ipaddress.IPv4Network] = set()  # chosen, being created
         self._client: docker.DockerClient | None = None
         self._anonymous: docker.APIClient | None = None
         self._lock = threading.Lock()
@@ -260,27 +261,32 @@ class DockerRuntime:
                     ) from e
                 raise
             return
-        with self._net_lock:
-            tried: set[ipaddress.IPv4Network] = set()
-            while True:
-                subnet = self._free_subnet(tried)
-                try:
-                    with _engine(what):
-                        self.api.create_network(
-                            name,
-                            driver="bridge",
-                            labels=dict(labels),
-                            ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
-                            check_duplicate=True,
-                        )
-                    return
-                except RuntimeFailure as e:
-                    if "overlap" not in str(e).lower() or len(tried) >= 16:
-                        raise
-                    tried.add(subnet)  # taken in between (another process): the next one
+        tried: set[ipaddress.IPv4Network] = set()
+        while True:
+            with self._net_lock:  # chosen one at a time; created in parallel
+                subnet = self._free_subnet(tried | self._reserved)
+                self._reserved.add(subnet)
+            try:
+                with _engine(what):
+                    self.api.create_network(
+                        name,
+                        driver="bridge",
+                        labels=dict(labels),
+                        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
+                        check_duplicate=True,
+                    )
+                return
+            except RuntimeFailure as e:
+                if "overlap" not in str(e).lower() or len(tried) >= 16:
+                    raise
+                tried.add(subnet)  # taken in between (another process): the next one
+            finally:
+                with self._net_lock:
+                    self._reserved.discard(subnet)
 
-    def _free_subnet(self, tried: set[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
-        """The first /subnet_prefix of the pool that no network of the engine overlaps."""
+    def _free_subnet(self, skip: set[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+        """The first /subnet_prefix of the pool that no network of the engine overlaps
+        (nor one of `skip`: being created by this process, or refused as taken)."""
         assert self._pool is not None
         used: list[ipaddress.IPv4Network] = []
         for net in self._call("list networks", lambda: self.api.networks()):
@@ -290,7 +296,7 @@ class DockerRuntime:
                     if isinstance(sub, ipaddress.IPv4Network):
                         used.append(sub)
         for candidate in self._pool.subnets(new_prefix=self._prefix):
-            if candidate not in tried and not any(candidate.overlaps(u) for u in used):
+            if candidate not in skip and not any(candidate.overlaps(u) for u in used):
                 return candidate
         raise RuntimeFailure(
             f"no free /{self._prefix} subnet left in docker.subnet_pool {self._pool} "

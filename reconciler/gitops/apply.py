@@ -130,10 +130,11 @@ class Applier:
             for cid in started.values():
                 self._quietly_remove(cid)
             raise
+        ports = self._ports(started)  # every service's container is one of these
         if self.router is not None:
-            self.router.route_ready(env, self._ports(started))
+            self.router.route_ready(env, ports)
             progress(f"proxy: serving at {self.url_for(env.name, env, {})}")
-        return self.result(env)
+        return ApplyResult(self.url_for(env.name, env, ports), ports)
 
     def update(
         self,

@@ -116,6 +116,7 @@ class Service:
             self.queue.add,
             self.schedules.release,
             lambda repo, kind, msg: self.controller.note(repo, None, kind, msg, force=True),
+            lambda: sum(len(t.entries) for t in list(self.scheduler.tables.values())),
         )
         self.controller.may_apply = self.replicas.leads
         self.metrics = Metrics()
@@ -123,9 +124,7 @@ class Service:
             Gauges(
                 statuses=lambda: [row["status"] for row in self.store.environments()],
                 queue_depth=self.queue.depth,
-                schedule_entries=lambda: sum(
-                    len(t.entries) for t in list(self.scheduler.tables.values())
-                ),
+                schedule_entries=self.replicas.schedule_entries,
                 provider_errors=lambda: self.feedback.errors if self.feedback else 0,
             )
         )
@@ -318,8 +317,9 @@ class Service:
                 *paths,
                 watch_filter=lambda _c, p: _is_ref_change(p),
                 stop_event=self._stop,
-                debounce=100,
-                step=20,
+                # a ref is written once, at the end of a push: no need to wait for more
+                debounce=50,
+                step=5,
                 rust_timeout=500,
                 yield_on_timeout=False,
                 raise_interrupt=False,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,8 +131,12 @@ class Controller:
 
     def plan(self, repo_name: str, allow_mass_prune: bool = False) -> PassPlan:
         repo = self.repo(repo_name)
-        snap = self.sources.snapshot(repo)
-        observed = self.runtime.observe(repo.name)
+        # What runs is read while git is fetched and read (neither waits for the other;
+        # work handed over later observes again when its plan is stale).
+        with ThreadPoolExecutor(1, thread_name_prefix=f"observe {repo.name}") as aside:
+            observing = aside.submit(self.runtime.observe, repo.name)
+            snap = self.sources.snapshot(repo)
+            observed = observing.result()
         state, queued = desired_mod.apply_cap(
             snap.state, repo.pull_requests.max_environments, set(observed)
         )

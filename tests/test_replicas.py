@@ -177,6 +177,21 @@ def test_two_replicas_one_leader_failover_and_webhooks_on_the_other(
             return {e["name"]: e["schedule"]["entries"] for e in listed if e["repo"] == name}
 
         assert summary(b) == summary(a) and summary(a)[f"main-{name}"] > 0
+
+        # /metrics says the same on both: the entries are the sum of the replicas'
+        # heartbeats (only the leader schedules them), the environments come from the store.
+        def gauges(replica: Replica) -> dict[str, float]:
+            lines = get(f"{replica.url}/metrics").splitlines()
+            wanted = ("hoody_schedule_entries ", 'hoody_environments{status="healthy"}')
+            return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in lines
+                    if ln.startswith(wanted)}  # fmt: skip
+
+        same = wait_for(
+            lambda: (g := gauges(a)) == gauges(b) and g["hoody_schedule_entries"] > 0 and g,
+            15,
+            "the same gauges on both replicas",
+        )
+        assert same["hoody_schedule_entries"] == sum(summary(a).values())
         page_b = get(f"{b.url}/environments/main-{name}")  # the dashboard asks the leader
         assert "echo tick" in page_b and "echo tick" in get(f"{a.url}/environments/main-{name}")
         import urllib.error

@@ -36,6 +36,7 @@ class Leadership:
         on_lost: Callable[[str], None] = lambda _r: None,
         clock: Callable[[], float] = time.monotonic,
         address: str | None = None,
+        schedule_entries: Callable[[], int] | None = None,
     ) -> None:
         if renew_every * 2 >= leases.ttl:
             raise ValueError("renew_every must be less than half the lease ttl")
@@ -46,6 +47,7 @@ class Leadership:
         self.on_lost = on_lost
         self.clock = clock
         self.address = address
+        self.schedule_entries = schedule_entries
         self.replicas: list[str] = [leases.holder]
         self.last_error: str | None = None
         self._held: dict[str, int] = {}  # repo -> epoch
@@ -78,7 +80,8 @@ class Leadership:
     def step(self) -> None:
         started = self.clock()
         try:
-            self.replicas = self.leases.heartbeat(self.address) or [self.holder]
+            entries = self.schedule_entries() if self.schedule_entries else None
+            self.replicas = self.leases.heartbeat(self.address, entries) or [self.holder]
             held = self.leases.renew(self._held)
             share = math.ceil(len(self.repos) / max(1, len(self.replicas)))
             for repo in self._preference():

@@ -43,6 +43,7 @@ class Replicas:
         queue_pass: Callable[[str], None],
         release_schedules: Callable[[str], None],
         note: Callable[[str, str, str], None],
+        schedule_entries: Callable[[], int] = lambda: 0,
     ) -> None:
         cfg = settings.replicas
         self.enabled = store.engine.dialect.name == "postgresql"
@@ -56,7 +57,9 @@ class Replicas:
             on_gained=self._gained,
             on_lost=self._lost,
             address=settings.public_url or listen_url(settings.server.host, settings.server.port),
+            schedule_entries=schedule_entries,
         )
+        self._local_entries = schedule_entries
         self._queue_pass = queue_pass
         self._release_schedules = release_schedules
         self._note = note
@@ -81,6 +84,17 @@ class Replicas:
             log.warning("[%s] could not read who leads it: %s", repo, e)
             return None
         return found[0]["address"] if found else None
+
+    def schedule_entries(self) -> int:
+        """Cron entries scheduled: by every live replica together (each heartbeat says
+        its own), or by this one alone (without replicas, or with the database away)."""
+        if not self.enabled:
+            return self._local_entries()
+        try:
+            return self.leases.schedule_entries()
+        except Exception as e:  # noqa: BLE001 - a scrape answers what it knows
+            log.debug("schedule entries of the replicas: %s", e)
+            return self._local_entries()
 
     def wake(self, repo: str, reason: str) -> None:
         """A trigger for a repo this replica does not lead: tell its leader."""

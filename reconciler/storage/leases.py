@@ -54,15 +54,17 @@ class Leases:
         with self.engine.connect() as conn:
             return float(conn.execute(sa.select(self._now)).scalar_one())
 
-    def heartbeat(self, address: str | None = None) -> list[str]:
-        """Record this replica as alive; return the replicas seen within `ttl` (this one
-        included), and forget those not seen for a day."""
+    def heartbeat(
+        self, address: str | None = None, schedule_entries: int | None = None
+    ) -> list[str]:
+        """Record this replica as alive (with where it answers and how many cron entries
+        it schedules); return the replicas seen within `ttl` (this one included), and
+        forget those not seen for a day."""
         now = self._now
-        stmt = self._insert(replicas).values(
-            id=self.holder, seen_at=now, started_at=now, address=address
-        )
+        mine = {"address": address, "schedule_entries": schedule_entries}
+        stmt = self._insert(replicas).values(id=self.holder, seen_at=now, started_at=now, **mine)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[replicas.c.id], set_={"seen_at": now, "address": address}
+            index_elements=[replicas.c.id], set_={"seen_at": now, **mine}
         )
         with self.engine.begin() as conn:
             conn.execute(stmt)
@@ -73,6 +75,14 @@ class Leases:
                 .order_by(replicas.c.id)
             )
             return [r.id for r in rows]
+
+    def schedule_entries(self) -> int:
+        """The cron entries scheduled by the live replicas together (each environment's
+        schedule runs on one replica: the one leading its repo)."""
+        total = sa.func.coalesce(sa.func.sum(replicas.c.schedule_entries), 0)
+        with self.engine.connect() as conn:
+            query = sa.select(total).where(replicas.c.seen_at >= self._now - self.ttl)
+            return int(conn.execute(query).scalar_one())
 
     def acquire(self, repo: str) -> int | None:
         """Take `repo`'s lease if it is free, expired or already ours (then it is renewed);

@@ -138,6 +138,7 @@ replicas = sa.Table(
     sa.Column("seen_at", sa.Float, nullable=False),  # database time of its last heartbeat
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("address", sa.String(200), nullable=True),  # where its API answers
+    sa.Column("schedule_entries", sa.Integer, nullable=True),  # cron entries it schedules
 )
 
 # "Look at repo X" for whichever replica leads X: a webhook may land on any replica.

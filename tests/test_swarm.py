@@ -359,3 +359,28 @@ def test_a_service_name_held_by_a_foreign_service_is_left_alone(
         assert foreign.attrs["Version"]["Index"] == version  # never updated
     finally:
         cleanup_swarm(swarm, app)
+
+
+def test_a_service_of_an_image_built_here_is_placed_on_this_node(setup: Setup) -> None:
+    """No registry holds an image hoody built: its tasks run on the node that built it;
+    an image any node can pull goes wherever the swarm puts it."""
+    import io
+
+    from reconciler.runtime import ContainerSpec
+    from reconciler.runtime import swarmspec as ss
+
+    tag = f"hoody-built-{setup.app}:1"
+    dockerfile = f"FROM busybox:1.36\nLABEL hoody.managed=true hoody.repo={setup.app}\n"
+    setup.client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    runtime = SwarmRuntime()
+
+    def spec_of(image: str) -> ContainerSpec:
+        return ContainerSpec(name="x", image=image, labels={}, network="n", alias="web")
+
+    assert runtime._built_here(spec_of(tag))
+    assert not runtime._built_here(spec_of("busybox:1.36"))
+    assert not runtime._built_here(spec_of("registry.example.com/nowhere:1"))
+    args = ss.service_args(spec_of(tag), "env_web", "netid", runtime.node)
+    node = setup.client.info()["Swarm"]["NodeID"]
+    assert args["task_template"]["Placement"]["Constraints"] == [f"node.id=={node}"]
+    assert "Placement" not in ss.service_args(spec_of("busybox:1.36"), "e", "n")["task_template"]

@@ -210,7 +210,7 @@ class SwarmRuntime:
         "next" name of a blue/green swap is the same service here)."""
         name = container_name(spec.labels.get(LABEL_ENV, ""), spec.labels.get(LABEL_SERVICE, ""))
         net = self._call("inspect network", lambda: self.api.inspect_network(spec.network))
-        args = ss.service_args(spec, name, net["Id"])
+        args = ss.service_args(spec, name, net["Id"], self.node if self._built_here(spec) else None)
         for attempt in range(_RETRIES):
             try:
                 return self._create_or_roll(name, spec, args)
@@ -220,6 +220,17 @@ class SwarmRuntime:
                     raise
                 log.info("%s: service changed while being updated; reading it again", name)
         raise AssertionError("unreachable")
+
+    def _built_here(self, spec: ContainerSpec) -> bool:
+        """An image hoody built from a Dockerfile is on this node's engine only (no
+        registry holds it): its tasks are placed on this node. Other images are pulled
+        by whichever node runs the task."""
+        try:
+            image = self.api.inspect_image(spec.image)
+        except Exception:  # noqa: BLE001 - not here: the node that runs it pulls it
+            return False
+        labels = (image.get("Config") or {}).get("Labels") or {}
+        return labels.get(LABEL_MANAGED) == "true"
 
     def _create_or_roll(self, name: str, spec: ContainerSpec, args: Mapping[str, Any]) -> str:
         existing = self._service(name)

@@ -21,6 +21,7 @@ from docker.types import (
     Healthcheck,
     Mount,
     NetworkAttachmentConfig,
+    Placement,
     Resources,
     RestartPolicy,
     ServiceMode,
@@ -96,10 +97,11 @@ def swarm_healthcheck(hc: HealthCheck | None, ports: Sequence[int]) -> Healthche
     )
 
 
-def service_args(spec: Spec, name: str, network_id: str) -> dict[str, Any]:
+def service_args(spec: Spec, name: str, network_id: str, node: str | None = None) -> dict[str, Any]:
     """One replica on the environment's overlay network, its ports published in host mode
     on a port the engine picks for each task (two tasks of one service run side by side
-    during a start-first update, so a fixed host port could not serve both)."""
+    during a start-first update, so a fixed host port could not serve both); placed on
+    `node` when given (an image built there and nowhere else)."""
     res = spec.resources
     container = ContainerSpec(
         spec.image,
@@ -126,6 +128,7 @@ def service_args(spec: Spec, name: str, network_id: str) -> dict[str, Any]:
         ),
         restart_policy=RestartPolicy(condition="any", delay=int(0.5 * NS)),
         networks=[NetworkAttachmentConfig(network_id, aliases=[spec.alias])],
+        placement=Placement(constraints=[f"node.id=={node}"]) if node else None,
     )
     if spec.pids:
         # API 1.41 has no pids limit for services; the engine ignores the key before 1.44

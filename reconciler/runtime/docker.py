@@ -8,26 +8,15 @@ RuntimeUnavailable so callers know to tear nothing down.
 from __future__ import annotations
 
 import collections
-import contextlib
-import ipaddress
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import docker
-import docker.errors
-import requests.exceptions
 from docker.types import IPAMConfig, IPAMPool, Mount
 
-from reconciler.core.errors import (
-    BuildFailed,
-    ConfigError,
-    NameConflict,
-    RuntimeFailure,
-    RuntimeUnavailable,
-)
+from reconciler.core.errors import BuildFailed, NameConflict, RuntimeFailure
 from reconciler.core.model import (
     LABEL_ENV,
     LABEL_MANAGED,
@@ -43,34 +32,12 @@ from reconciler.runtime import (
     Progress,
     assemble,
 )
+from reconciler.runtime.engine import CONFLICT, NOT_FOUND, engine
 from reconciler.runtime.isolation import Anonymous, http_probe, taken
+from reconciler.runtime.subnets import Subnet, SubnetPool, engine_subnets, with_pool_hint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-# A proxy in front of the engine (or the engine itself) saying "not now". Any other status
-# is the engine's answer about this operation (a 500 too: an invalid mount mode is one).
-_UNAVAILABLE = frozenset({502, 503, 504})
-_NOT_FOUND = 404
-_CONFLICT = 409
-
-
-@contextmanager
-def _engine(what: str) -> Iterator[None]:
-    """Map SDK errors onto our tree: unreachable engine vs refused operation."""
-    try:
-        yield
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-        raise RuntimeUnavailable(f"docker engine unreachable during {what}: {e}") from e
-    except docker.errors.NotFound as e:
-        raise RuntimeFailure(f"{what}: not found: {e.explanation}", status=_NOT_FOUND) from e
-    except docker.errors.APIError as e:
-        if e.status_code in _UNAVAILABLE:
-            raise RuntimeUnavailable(f"{what}: {e.explanation}") from e
-        raise RuntimeFailure(f"{what}: {e.explanation or e}", status=e.status_code) from e
-    except docker.errors.DockerException as e:
-        raise RuntimeUnavailable(f"docker engine unavailable during {what}: {e}") from e
 
 
 def _managed(labels: Mapping[str, str] | None) -> bool:
@@ -90,15 +57,7 @@ class DockerRuntime:
     ) -> None:
         self._base_url = base_url
         self._timeout = timeout
-        self._pool = ipaddress.IPv4Network(subnet_pool) if subnet_pool else None
-        if self._pool is not None and subnet_prefix < self._pool.prefixlen:
-            raise ConfigError(
-                "docker.subnet_prefix",
-                f"/{subnet_prefix} is larger than docker.subnet_pool {subnet_pool}",
-            )
-        self._prefix = subnet_prefix
-        self._net_lock = threading.Lock()  # one subnet chosen at a time in this process
-        self._reserved: set[ipaddress.IPv4Network] = set()  # chosen, being created
+        self._subnets = SubnetPool(subnet_pool, subnet_prefix) if subnet_pool else None
         self._client: docker.DockerClient | None = None
         self._anonymous: docker.APIClient | None = None
         self._lock = threading.Lock()
@@ -107,7 +66,7 @@ class DockerRuntime:
     def api(self) -> docker.APIClient:
         with self._lock:
             if self._client is None:
-                with _engine("connect"):
+                with engine("connect"):
                     if self._base_url:
                         self._client = docker.DockerClient(
                             base_url=self._base_url, timeout=int(self._timeout)
@@ -123,7 +82,7 @@ class DockerRuntime:
             if self._anonymous is None:
                 # the same engine as `api` (DOCKER_HOST and its TLS settings, as from_env)
                 where = {"base_url": self._base_url} if self._base_url else None
-                with _engine("connect"):
+                with engine("connect"):
                     self._anonymous = Anonymous(
                         timeout=int(self._timeout),
                         version=api.api_version,
@@ -132,7 +91,7 @@ class DockerRuntime:
             return self._anonymous
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        with _engine(what):
+        with engine(what):
             return fn()
 
     def ping(self) -> None:
@@ -193,7 +152,7 @@ class DockerRuntime:
     def build_image(self, tag: str, request: BuildRequest, progress: Progress) -> None:
         progress(f"building {tag}" + (f" (network {request.network})" if request.network else ""))
         api = self.anonymous_api if request.anonymous else self.api
-        with request.context() as context, _engine(f"build {tag}"):
+        with request.context() as context, engine(f"build {tag}"):
             stream = api.build(
                 fileobj=context,
                 custom_context=True,
@@ -244,7 +203,7 @@ class DockerRuntime:
 
     def _create_network(self, name: str, labels: Mapping[str, str]) -> None:
         what = f"create network {name}"
-        if self._pool is None:
+        if self._subnets is None:
             try:
                 self._call(
                     what,
@@ -253,55 +212,29 @@ class DockerRuntime:
                     ),
                 )
             except RuntimeFailure as e:
-                if "address pool" in str(e):  # the engine's default pools are all taken
-                    raise RuntimeFailure(
-                        f"{e} (one network per environment: set docker.subnet_pool, e.g. "
-                        "10.213.0.0/16, to give them subnets of a private range)",
-                        status=e.status,
-                    ) from e
-                raise
-            return
-        tried: set[ipaddress.IPv4Network] = set()
-        while True:
-            with self._net_lock:  # chosen one at a time; created in parallel
-                subnet = self._free_subnet(tried | self._reserved)
-                self._reserved.add(subnet)
-            try:
-                with _engine(what):
-                    self.api.create_network(
-                        name,
-                        driver="bridge",
-                        labels=dict(labels),
-                        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
-                        check_duplicate=True,
-                    )
-                return
-            except RuntimeFailure as e:
-                if "overlap" not in str(e).lower() or len(tried) >= 16:
+                hinted = with_pool_hint(e)
+                if hinted is e:
                     raise
-                tried.add(subnet)  # taken in between (another process): the next one
-            finally:
-                with self._net_lock:
-                    self._reserved.discard(subnet)
-
-    def _free_subnet(self, skip: set[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
-        """The first /subnet_prefix of the pool that no network of the engine overlaps
-        (nor one of `skip`: being created by this process, or refused as taken)."""
-        assert self._pool is not None
-        used: list[ipaddress.IPv4Network] = []
-        for net in self._call("list networks", lambda: self.api.networks()):
-            for cfg in (net.get("IPAM") or {}).get("Config") or []:
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    sub = ipaddress.ip_network(cfg["Subnet"], strict=False)
-                    if isinstance(sub, ipaddress.IPv4Network):
-                        used.append(sub)
-        for candidate in self._pool.subnets(new_prefix=self._prefix):
-            if candidate not in skip and not any(candidate.overlaps(u) for u in used):
-                return candidate
-        raise RuntimeFailure(
-            f"no free /{self._prefix} subnet left in docker.subnet_pool {self._pool} "
-            f"({len(used)} networks on the engine)"
-        )
+                raise hinted from e
+            return
+        tried: set[Subnet] = set()
+        used = lambda: engine_subnets(self._call("list networks", lambda: self.api.networks()))  # noqa: E731
+        while True:
+            with self._subnets.chosen(used, tried) as subnet:
+                try:
+                    with engine(what):
+                        self.api.create_network(
+                            name,
+                            driver="bridge",
+                            labels=dict(labels),
+                            ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
+                            check_duplicate=True,
+                        )
+                    return
+                except RuntimeFailure as e:
+                    if "overlap" not in str(e).lower() or len(tried) >= 16:
+                        raise
+                    tried.add(subnet)  # taken in between (another process): the next one
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         try:
@@ -342,7 +275,7 @@ class DockerRuntime:
             {spec.network: api.create_endpoint_config(aliases=[spec.alias])}
         )
         try:
-            with _engine(f"create container {spec.name}"):
+            with engine(f"create container {spec.name}"):
                 created = api.create_container(
                     spec.image,
                     command=list(spec.command) if spec.command else None,
@@ -358,7 +291,7 @@ class DockerRuntime:
                     detach=True,
                 )
         except RuntimeFailure as e:
-            if e.status == _CONFLICT:  # the name is in use
+            if e.status == CONFLICT:  # the name is in use
                 raise self._conflict(spec.name, spec.labels) from e
             raise
         return str(created["Id"])
@@ -411,27 +344,27 @@ class DockerRuntime:
                 lambda: self.api.remove_container(container_id, force=True, v=False),
             )
         except RuntimeFailure as e:
-            if e.status != _NOT_FOUND:
+            if e.status != NOT_FOUND:
                 raise
 
     def remove_network(self, name: str) -> None:
         try:
             self._call("remove network", lambda: self.api.remove_network(name))
         except RuntimeFailure as e:
-            if e.status != _NOT_FOUND:
+            if e.status != NOT_FOUND:
                 raise
 
     def remove_volume(self, name: str) -> None:
         try:
             self._call("remove volume", lambda: self.api.remove_volume(name, force=True))
         except RuntimeFailure as e:
-            if e.status != _NOT_FOUND:
+            if e.status != NOT_FOUND:
                 raise
 
     def exec(
         self, container_id: str, command: list[str], timeout: float = 30.0, user: str | None = None
     ) -> ExecResult:
-        with _engine("exec"):
+        with engine("exec"):
             ex = self.api.exec_create(
                 container_id, command, stdout=True, stderr=True, user=user or ""
             )
@@ -447,7 +380,7 @@ class DockerRuntime:
         user: str | None,
         on_output: Callable[[int, bytes], None],
     ) -> int:
-        with _engine("exec"):
+        with engine("exec"):
             ex = self.api.exec_create(
                 container,
                 command,

@@ -37,13 +37,13 @@ from reconciler.runtime import (
 )
 from reconciler.runtime import swarmops as ops
 from reconciler.runtime import swarmspec as ss
-from reconciler.runtime.docker import DockerRuntime, _engine
+from reconciler.runtime.docker import DockerRuntime
+from reconciler.runtime.engine import NOT_FOUND, engine
 from reconciler.runtime.isolation import http_probe, taken
 from reconciler.runtime.swarmjobs import run_once
 
 log = logging.getLogger(__name__)
 
-_NOT_FOUND = 404
 _SETTLE = 60.0  # seconds a removal or a retired version may take to leave the node
 _POLL = 0.1
 _RETRIES = 5
@@ -79,7 +79,7 @@ class SwarmRuntime:
         return self.engine.api
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        with _engine(what):
+        with engine(what):
             return fn()
 
     def ping(self) -> None:
@@ -162,7 +162,7 @@ class SwarmRuntime:
         try:
             found = self._call("inspect service", lambda: self.api.inspect_service(ref))
         except RuntimeFailure as e:
-            if e.status == _NOT_FOUND:
+            if e.status == NOT_FOUND:
                 return None
             raise
         return dict(found)
@@ -271,7 +271,7 @@ class SwarmRuntime:
         sid, h, _ = ss.parse_handle(ref)
         svc = self._service(sid)
         if svc is None:
-            raise RuntimeFailure(f"service {sid} not found", status=_NOT_FOUND)
+            raise RuntimeFailure(f"service {sid} not found", status=NOT_FOUND)
         return (
             svc,
             h or ss.spec_hash(svc["Spec"].get("Labels")),

@@ -20,7 +20,7 @@ from docker.types import RestartPolicy
 from reconciler.core.errors import RuntimeFailure
 from reconciler.core.model import LABEL_ENV, LABEL_REPO
 from reconciler.runtime import swarmspec as ss
-from reconciler.runtime.docker import _engine
+from reconciler.runtime.engine import engine
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +65,14 @@ def run_once(
 ) -> int:
     """Run `command` once as its own service; returns the task's exit code."""
     name, template, labels = job_spec(service, command, env, user)
-    with _engine(f"create job service {name}"):
+    with engine(f"create job service {name}"):
         created = api.create_service(template, name=name, labels=labels)
     sid = created["ID"]
     try:
         deadline = clock() + _LIMIT
         delay = 0.05
         while True:
-            with _engine("list job tasks"):
+            with engine("list job tasks"):
                 tasks = api.tasks(filters={"service": sid})
             done = [t for t in tasks if ss.task_state(t) in _DONE]
             if done:
@@ -83,7 +83,7 @@ def run_once(
             sleep(delay)
             delay = min(delay * 1.5, 1.0)
         for stream, flags in ((1, {"stdout": True}), (2, {"stderr": True})):
-            with _engine("job logs"):
+            with engine("job logs"):
                 for chunk in api.service_logs(sid, follow=False, **flags):
                     on_output(stream, chunk)
         status = task.get("Status") or {}
@@ -95,7 +95,7 @@ def run_once(
         return int(code)
     finally:
         try:
-            with _engine(f"remove job service {name}"):
+            with engine(f"remove job service {name}"):
                 api.remove_service(sid)
         except RuntimeFailure as e:
             log.warning("could not remove job service %s: %s", name, e)

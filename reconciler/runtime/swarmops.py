@@ -9,10 +9,8 @@ from typing import Any
 
 from reconciler.core.errors import NameConflict, RuntimeFailure
 from reconciler.core.model import LABEL_ENV, LABEL_MANAGED, LABEL_REPO
-from reconciler.runtime.docker import _engine
+from reconciler.runtime.engine import NOT_FOUND, engine
 from reconciler.runtime.isolation import taken
-
-_NOT_FOUND = 404
 
 
 def owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
@@ -27,7 +25,7 @@ def _post_spec(api: Any, svc: Mapping[str, Any], spec: Mapping[str, Any], **para
     and `docker service rollback` send), at the version it was read at."""
     url = api._url("/services/{0}/update", svc["ID"])
     params = {"version": svc["Version"]["Index"], **params}
-    with _engine(f"update service {svc['Spec'].get('Name')}"):
+    with engine(f"update service {svc['Spec'].get('Name')}"):
         api._raise_for_status(api._post_json(url, data=spec, params=params))
 
 
@@ -47,7 +45,7 @@ def force_restart(api: Any, svc: Mapping[str, Any]) -> None:
 def containers_of(api: Any, sid: str) -> list[Any]:
     """This node's containers of a service's tasks, stopped ones too."""
     label = f"com.docker.swarm.service.id={sid}"
-    with _engine("list containers"):
+    with engine("list containers"):
         return list(api.containers(all=True, filters={"label": [label]}) or [])
 
 
@@ -55,12 +53,12 @@ def ensure_overlay(api: Any, name: str, labels: Mapping[str, str]) -> None:
     """An attachable overlay network (one-off job tasks and `docker run --network` can
     join it); a name held by anything else is a NameConflict, never a takeover."""
     try:
-        with _engine("inspect network"):
+        with engine("inspect network"):
             existing = api.inspect_network(name)
     except RuntimeFailure as e:
-        if e.status != _NOT_FOUND:
+        if e.status != NOT_FOUND:
             raise
-        with _engine(f"create network {name}"):
+        with engine(f"create network {name}"):
             api.create_network(
                 name,
                 driver="overlay",
@@ -83,7 +81,7 @@ def task_container_ports(api: Any, filters: list[str]) -> dict[str, dict[int, in
     """container id -> its published tcp ports, for this node's task containers (a
     starting task's are not in the swarm's task status yet). Host mode binds IPv4 and
     IPv6 on two different ports: loopback is IPv4's."""
-    with _engine("list containers"):
+    with engine("list containers"):
         listed = api.containers(filters={"label": filters})
     return {
         c["Id"]: {

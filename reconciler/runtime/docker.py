@@ -18,7 +18,6 @@ from docker.types import IPAMConfig, IPAMPool, Mount
 
 from reconciler.core.errors import BuildFailed, NameConflict, RuntimeFailure
 from reconciler.core.model import (
-    LABEL_ENV,
     LABEL_MANAGED,
     LABEL_REPO,
     ObservedEnvironment,
@@ -33,15 +32,11 @@ from reconciler.runtime import (
     assemble,
 )
 from reconciler.runtime.engine import CONFLICT, NOT_FOUND, engine
-from reconciler.runtime.isolation import Anonymous, http_probe, taken
+from reconciler.runtime.isolation import Anonymous, held, http_probe, owns, taken
 from reconciler.runtime.subnets import Subnet, SubnetPool, engine_subnets, with_pool_hint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _managed(labels: Mapping[str, str] | None) -> bool:
-    return bool(labels) and labels.get(LABEL_MANAGED) == "true"  # type: ignore[union-attr]
 
 
 _BUILD_TAIL = 20  # lines of build output kept for the error
@@ -198,7 +193,7 @@ class DockerRuntime:
                     existing = self._call("inspect network", lambda: self.api.inspect_network(name))
                 except RuntimeFailure:
                     raise refused from None  # no: the engine's own reason
-        if not self._owns(existing.get("Labels"), labels):
+        if not owns(existing.get("Labels"), labels):
             raise NameConflict(taken("network", name, existing.get("Labels"), labels))
 
     def _create_network(self, name: str, labels: Mapping[str, str]) -> None:
@@ -244,14 +239,8 @@ class DockerRuntime:
                 f"create volume {name}", lambda: self.api.create_volume(name, labels=dict(labels))
             )
             return
-        if not self._owns(existing.get("Labels"), labels):
+        if not owns(existing.get("Labels"), labels):
             raise NameConflict(taken("volume", name, existing.get("Labels"), labels))
-
-    @staticmethod
-    def _owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
-        return _managed(have) and all(
-            (have or {}).get(k) == want.get(k) for k in (LABEL_REPO, LABEL_ENV)
-        )
 
     # -- containers --------------------------------------------------------------------
 
@@ -302,14 +291,9 @@ class DockerRuntime:
         except RuntimeFailure:
             return RuntimeFailure(f"container name {name} is in use")
         have = other["Config"].get("Labels") or {}
-        if _managed(have) and self._owns(have, want):
+        if owns(have, want):
             return RuntimeFailure(f"container name {name} is held by another hoody container")
-        if _managed(have):
-            return NameConflict(taken("container", name, have, want))
-        return NameConflict(
-            f"container name {name} is held by a container hoody did not create; it is left "
-            "alone (rename or remove it to let this environment start)"
-        )
+        return held("container", "container", name, have, want)
 
     def start_container(self, container_id: str) -> None:
         self._call("start container", lambda: self.api.start(container_id))

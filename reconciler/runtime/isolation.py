@@ -10,7 +10,29 @@ from collections.abc import Mapping
 
 import docker
 
+from reconciler.core.errors import NameConflict
 from reconciler.core.model import LABEL_ENV, LABEL_MANAGED, LABEL_REF, LABEL_REPO
+
+
+def owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
+    """`have` (an object's labels) are this environment's: hoody's, same repo and name."""
+    have = have or {}
+    return have.get(LABEL_MANAGED) == "true" and all(
+        have.get(k) == want.get(k) for k in (LABEL_REPO, LABEL_ENV)
+    )
+
+
+def held(
+    kind: str, what: str, name: str, have: Mapping[str, str], want: Mapping[str, str]
+) -> NameConflict:
+    """The name of a `kind` is held by another environment's object, or by a `what` (the
+    object's own word: container, swarm service) hoody did not create: left alone."""
+    if have.get(LABEL_MANAGED) == "true":
+        return NameConflict(taken(kind, name, have, want))
+    return NameConflict(
+        f"{kind} name {name} is held by a {what} hoody did not create; it is left alone "
+        "(rename or remove it to let this environment start)"
+    )
 
 
 def taken(kind: str, name: str, have: Mapping[str, str] | None, want: Mapping[str, str]) -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.core.errors import NameConflict, RuntimeFailure, RuntimeUnavailable
+from reconciler.core.errors import RuntimeFailure, RuntimeUnavailable
 from reconciler.core.model import (
     LABEL_ENV,
     LABEL_MANAGED,
@@ -39,7 +39,7 @@ from reconciler.runtime import swarmops as ops
 from reconciler.runtime import swarmspec as ss
 from reconciler.runtime.docker import DockerRuntime
 from reconciler.runtime.engine import NOT_FOUND, engine
-from reconciler.runtime.isolation import http_probe, taken
+from reconciler.runtime.isolation import held, http_probe, owns
 from reconciler.runtime.swarmjobs import run_once
 
 log = logging.getLogger(__name__)
@@ -240,13 +240,8 @@ class SwarmRuntime:
             created = self._call(f"create service {name}", lambda: self.api.create_service(**args))
             return ss.handle(created["ID"], ss.spec_hash(spec.labels))
         have = (existing.get("Spec") or {}).get("Labels") or {}
-        if not ops.owns(have, spec.labels):
-            if have.get(LABEL_MANAGED) == "true":
-                raise NameConflict(taken("service", name, have, spec.labels))
-            raise NameConflict(
-                f"service name {name} is held by a swarm service hoody did not create; it is "
-                "left alone (rename or remove it to let this environment start)"
-            )
+        if not owns(have, spec.labels):
+            raise held("service", "swarm service", name, have, spec.labels)
         version = existing["Version"]["Index"]
         self._call(
             f"update service {name}",

@@ -8,16 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core.errors import NameConflict, RuntimeFailure
-from reconciler.core.model import LABEL_ENV, LABEL_MANAGED, LABEL_REPO
 from reconciler.runtime.engine import NOT_FOUND, engine
-from reconciler.runtime.isolation import taken
-
-
-def owns(have: Mapping[str, str] | None, want: Mapping[str, str]) -> bool:
-    have = have or {}
-    return have.get(LABEL_MANAGED) == "true" and all(
-        have.get(k) == want.get(k) for k in (LABEL_REPO, LABEL_ENV)
-    )
+from reconciler.runtime.isolation import owns, taken
 
 
 def _post_spec(api: Any, svc: Mapping[str, Any], spec: Mapping[str, Any], **params: Any) -> None:

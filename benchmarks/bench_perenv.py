@@ -82,6 +82,17 @@ services:
 """
 
 
+def pushing_clone(root: Path, name: str) -> tuple[Path, Path]:
+    """A bare repo `<name>.git` and a clone with one empty commit that pushes into it."""
+    bare = init_bare(root / f"{name}.git")
+    work = root / f"{name}-work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    git(work, "remote", "add", "origin", str(bare))
+    git(work, "commit", "-q", "--allow-empty", "-m", "root")
+    return bare, work
+
+
 class Repo:
     """A bare repo watched by a Service, and a clone that pushes into it."""
 
@@ -90,12 +101,7 @@ class Repo:
     ) -> None:
         self.name = name
         self.app = f"w{name}"  # environment names are unique on the engine
-        self.bare = init_bare(root / f"{name}.git")
-        self.work = root / f"{name}-work"
-        self.work.mkdir()
-        git(self.work, "init", "-q", "-b", "main")
-        git(self.work, "remote", "add", "origin", str(self.bare))
-        git(self.work, "commit", "-q", "--allow-empty", "-m", "root")
+        self.bare, self.work = pushing_clone(root, name)
         settings = Settings(
             state_dir=root / f"{name}-state",
             repos=(
@@ -218,12 +224,7 @@ class WebhookRepo:
 
     def __init__(self, root: Path, name: str) -> None:
         self.name, self.app = name, f"w{name}"
-        self.bare = init_bare(root / f"{name}.git")
-        self.work = root / f"{name}-work"
-        self.work.mkdir()
-        git(self.work, "init", "-q", "-b", "main")
-        git(self.work, "remote", "add", "origin", str(self.bare))
-        git(self.work, "commit", "-q", "--allow-empty", "-m", "root")
+        self.bare, self.work = pushing_clone(root, name)
         git(self.work, "push", "-q", "origin", "main:refs/heads/main")
         state = root / f"{name}-state"
         self.log_path = root / f"{name}-serve.log"

@@ -260,7 +260,7 @@ class Ours:
         return starts, lateness, Counter(r.status for r in rows)
 
     def close(self) -> None:
-        self.store.engine.dispose()
+        self.store.close()  # its writer and maintenance stop before the file goes
         for p in sorted(Path(self.dir).glob("*")):
             p.unlink()
         os.rmdir(self.dir)
@@ -605,7 +605,7 @@ def burst_scheduler(db_dir: str, envs: int, per_env: int, prefix: str) -> tuple[
 
 
 def drop_dir(d: str, store: Store) -> None:
-    store.engine.dispose()
+    store.close()
     for f in Path(d).glob("*"):
         f.unlink()
     os.rmdir(d)

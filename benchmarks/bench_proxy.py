@@ -261,9 +261,14 @@ def push_to_healthy(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     (work / ".hoody" / "app.yaml").write_text(bench_create.app_yaml(app))
     git(work, "add", "-A")
     git(work, "commit", "-qm", "app")
-    repos = (RepoSettings(name=repo, url=str(bare), branches=("b*",), poll_interval=0),)
+    # `main` stays deployed: deleting the only other branch would empty the ref listing,
+    # which the mass-prune guard refuses, and the next push would then remove the previous
+    # environment while creating its own
+    git(work, "push", "-q", "origin", "HEAD:refs/heads/main")
+    repos = (RepoSettings(name=repo, url=str(bare), branches=("main", "b*"), poll_interval=0),)
     settings, proxy = start_proxy(tmp / "push" / "state", repos)
     ctl = Controller(settings, Store(settings.database_url), DockerRuntime(), router=proxy.router)
+    ctl.reconcile(repo)  # main, not timed
     ours: list[float] = []
     plain: list[float] = []
     try:
@@ -321,7 +326,9 @@ def _one_push(ctl: Controller, proxy: Proxy, work: Path, repo: str, app: str, i:
         raise RuntimeError(f"push {branch}: {result.errors or 'no 200 at ' + host}")
     total = first_200[0] - t0
     git(work, "push", "-q", "origin", f":refs/heads/{branch}")
-    ctl.reconcile(repo)  # removes it (not timed)
+    removed = ctl.reconcile(repo)  # removes it and waits for that (not timed)
+    if not removed.ok:
+        raise RuntimeError(f"removing {branch}: {removed.errors}")
     return total
 
 

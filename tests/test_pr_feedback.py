@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from reconciler.core.settings import PullRequestSettings, RepoSettings, Settings
+from reconciler.runtime.docker import DockerRuntime
 from reconciler.runtime.memory import MemoryRuntime
 
-from .conftest import GitRemote, git
+from .conftest import GitRemote, git, unique
 from .webhook_helpers import LiveService, wait_for
 
 SPEC = "name: shop\nimage: busybox:1.36\nports: [8080]\n"
@@ -249,3 +250,77 @@ def test_a_queued_pull_request_gets_a_pending_status_and_a_skipped_one_none(
     finally:
         feedback.stop()
         fake.server.shutdown()
+
+
+@pytest.mark.docker
+def test_feedback_is_right_per_pull_request_when_they_finish_in_any_order(
+    tmp_path: Path, remote: GitRemote, docker_repo: str
+) -> None:
+    """Two PRs applied at once on the real engine: PR 3 is ready ~6 s after it starts,
+    PR 4 at once, so 4 is healthy first. Each PR's comment and statuses name its own
+    environment and head commit, end healthy / success, and 4's success comes first."""
+    provider = FakeProvider("github")
+    app = unique("fb")
+    web = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+    def spec(before: str = "") -> str:
+        return (
+            f"name: {app}\nservices:\n  web:\n    image: busybox:1.36\n"
+            f'    command: ["sh", "-c", \'{before}{web}\']\n    ports: [8080]\n'
+            "    healthcheck: {http: /, port: 8080, interval: 1s, start_period: 60s}\n"
+        )
+
+    remote.commit("main", {".hoody/app.yaml": spec()})
+    heads = {
+        3: remote.commit("pr3", {".hoody/app.yaml": spec("sleep 6; ")}, base="main"),
+        4: remote.commit("pr4", {".hoody/app.yaml": spec()}, base="main"),
+    }
+    for n in heads:
+        git(remote.work, "push", "-q", "origin", f"pr{n}:refs/pull/{n}/head")
+    provider.open = [3, 4]
+    cfg = Settings(
+        state_dir=tmp_path / "s",
+        public_url="http://hoody.example",
+        repos=(
+            RepoSettings(
+                name=docker_repo,
+                url=str(remote.bare),
+                provider="github",
+                branches=("main",),
+                poll_interval=0,
+                api_url=provider.api_url,
+                api_token="sekrit-api-token",
+                repository="acme/shop",
+                pull_requests=PullRequestSettings(enabled=True),
+            ),
+        ),
+    )
+    try:
+        with LiveService(cfg, DockerRuntime()) as live:
+
+            def comment(n: int) -> str:
+                return next((c["body"] for c in provider.comments.values() if c["pr"] == n), "")
+
+            def successes() -> list[str]:  # head commits, in the order of their success
+                return [
+                    c[1].rsplit("/", 1)[1]
+                    for c in provider.writes()
+                    if "/statuses/" in c[1] and c[2]["state"] == "success"
+                ]
+
+            wait_for(lambda: len(successes()) == 2, 90, "a success status for each PR")
+            assert successes() == [heads[4], heads[3]]  # 4 finished first
+            for n, head in heads.items():
+                env = f"pr-{n}-{app}"
+                wait_for(lambda n=n: "healthy" in comment(n), 20, f"PR {n}'s healthy comment")
+                assert env in comment(n) and head[:12] in comment(n)
+                other = f"pr-{7 - n}-{app}"
+                assert other not in comment(n)
+                statuses = [c for c in provider.writes() if c[1].endswith(f"/statuses/{head}")]
+                assert statuses[-1][2]["state"] == "success"
+                assert statuses[-1][2]["target_url"].endswith(f"/environments/{env}")
+                assert live.store.environment(env)["status"] == "healthy"  # type: ignore[index]
+            posts = [c for c in provider.writes() if re.search(r"/comments$", c[1])]
+            assert sorted(int(re.findall(r"/issues/(\d+)/", c[1])[0]) for c in posts) == [3, 4]
+    finally:
+        provider.server.shutdown()

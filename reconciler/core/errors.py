@@ -172,6 +172,14 @@ class NameConflict(RuntimeFailure):
     pass
 
 
+class RuntimeConflict(RuntimeFailure):
+    """A write the engine refused because the object changed after it was read (a swarm
+    service's version moved on: "update out of sequence"): read it again and retry."""
+
+    retryable = True
+    retry_after = 2.0
+
+
 class HealthTimeout(RuntimeFailure):
     """`output` holds the container's last log lines, kept apart like BuildFailed's."""
 

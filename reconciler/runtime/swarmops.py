@@ -4,12 +4,17 @@ of a service's tasks) and the overlay network of an environment."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from reconciler.core.errors import NameConflict, RuntimeFailure
+from reconciler.core.errors import NameConflict, RuntimeConflict, RuntimeFailure
 from reconciler.runtime.engine import NOT_FOUND, engine
 from reconciler.runtime.isolation import owns, taken
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _post_spec(api: Any, svc: Mapping[str, Any], spec: Mapping[str, Any], **params: Any) -> None:
@@ -21,17 +26,47 @@ def _post_spec(api: Any, svc: Mapping[str, Any], spec: Mapping[str, Any], **para
         api._raise_for_status(api._post_json(url, data=spec, params=params))
 
 
+def read_and_write(name: str, write: Callable[[], T], attempts: int = 5) -> T:
+    """`write` reads a service and writes it back at the version it read; while the swarm
+    moves that version on in between (a rolling update or rollback under way), read and
+    write again, a little later each time."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except RuntimeConflict:
+            if attempt == attempts - 1:
+                raise
+            log.info("%s: service changed while being updated; reading it again", name)
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _fresh(api: Any, svc: Mapping[str, Any]) -> Mapping[str, Any]:
+    with engine("inspect service"):
+        return dict(api.inspect_service(svc["ID"]))
+
+
 def rollback(api: Any, svc: Mapping[str, Any]) -> None:
     """The swarm's own rollback to the service's previous spec."""
-    _post_spec(api, svc, svc["Spec"], rollback="previous")
+
+    def write() -> None:
+        current = _fresh(api, svc)
+        _post_spec(api, current, current["Spec"], rollback="previous")
+
+    read_and_write(svc["Spec"].get("Name", svc["ID"]), write)
 
 
 def force_restart(api: Any, svc: Mapping[str, Any]) -> None:
     """New tasks for the same spec (`docker service update --force`)."""
-    spec = copy.deepcopy(dict(svc["Spec"]))
-    template = spec.setdefault("TaskTemplate", {})
-    template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
-    _post_spec(api, svc, spec)
+
+    def write() -> None:
+        current = _fresh(api, svc)
+        spec = copy.deepcopy(dict(current["Spec"]))
+        template = spec.setdefault("TaskTemplate", {})
+        template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+        _post_spec(api, current, spec)
+
+    read_and_write(svc["Spec"].get("Name", svc["ID"]), write)
 
 
 def containers_of(api: Any, sid: str) -> list[Any]:

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 _SETTLE = 60.0  # seconds a removal or a retired version may take to leave the node
 _POLL = 0.1
-_RETRIES = 5
 
 
 def runtime_for(settings: Settings) -> Runtime:
@@ -211,15 +210,7 @@ class SwarmRuntime:
         name = container_name(spec.labels.get(LABEL_ENV, ""), spec.labels.get(LABEL_SERVICE, ""))
         net = self._call("inspect network", lambda: self.api.inspect_network(spec.network))
         args = ss.service_args(spec, name, net["Id"], self.node if self._built_here(spec) else None)
-        for attempt in range(_RETRIES):
-            try:
-                return self._create_or_roll(name, spec, args)
-            except RuntimeFailure as e:
-                # the swarm moved the service's version between our read and our write
-                if "out of sequence" not in str(e) or attempt == _RETRIES - 1:
-                    raise
-                log.info("%s: service changed while being updated; reading it again", name)
-        raise AssertionError("unreachable")
+        return ops.read_and_write(name, lambda: self._create_or_roll(name, spec, args))
 
     def _built_here(self, spec: ContainerSpec) -> bool:
         """An image hoody built from a Dockerfile is on this node's engine only (no
@@ -252,7 +243,11 @@ class SwarmRuntime:
     def start_container(self, container_id: str) -> None:
         """A new service starts by itself; a version with no task left is forced to
         start a new one."""
-        sid, h, _ = ss.parse_handle(container_id)
+        sid, h, rolling = ss.parse_handle(container_id)
+        if rolling:
+            # A rolling update starts its own tasks. Forcing one during it would also make
+            # the failing spec the one the swarm rolls back to (its previous spec).
+            return
         svc = self._service(sid)
         if svc is None or h is None or ss.spec_hash(svc["Spec"].get("Labels")) != h:
             return
@@ -307,7 +302,12 @@ class SwarmRuntime:
             return
         name = str(svc["Spec"].get("Name", ""))
         current = ss.spec_hash(svc["Spec"].get("Labels"))
-        if rolling and h == current and svc.get("PreviousSpec"):
+        if rolling and h == current:
+            if not svc.get("PreviousSpec"):
+                # nothing to roll back to: the service stays as it is, never removed (it
+                # served before this update)
+                log.warning("%s: the abandoned update has no previous spec to go back to", name)
+                return
             ops.rollback(self.api, svc)
             self._wait(lambda: not ss.version_tasks(self._tasks({"service": sid}), h), name)
             return

@@ -215,8 +215,16 @@ def rolled_back(service: Mapping[str, Any]) -> bool:
 
 def rolling_to(service: Mapping[str, Any]) -> bool:
     """A rolling update to the service's current spec is under way (it has a previous
-    spec to go back to)."""
-    return bool(service.get("PreviousSpec")) and update_state(service)[0] == "updating"
+    spec to go back to): the swarm says "updating", or its update status is still the
+    one of an earlier update (started before the spec last changed: the updater of this
+    one has not reported yet, and a task that exits at once can fail before it does)."""
+    if not service.get("PreviousSpec"):
+        return False
+    state = update_state(service)[0]
+    if state == "updating":
+        return True
+    started = str((service.get("UpdateStatus") or {}).get("StartedAt") or "")
+    return state in ("", "completed") and started < str(service.get("UpdatedAt", ""))
 
 
 def version_state(

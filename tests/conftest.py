@@ -158,6 +158,33 @@ def postgres_admin() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def close_stores(opened: list[Any]) -> None:
+    while opened:
+        with contextlib.suppress(Exception):
+            opened.pop().close()
+
+
+@pytest.fixture(autouse=True)
+def _stores_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every Store opened by a test or its function-scoped fixtures is closed when the
+    test ends: its writer would otherwise go on with its maintenance against a database
+    that is gone (a tmp_path removed, a PostgreSQL database dropped) and log about it.
+    Stores of module- and session-scoped fixtures are made before this one, so they are
+    not tracked and stay open for the tests that share them."""
+    from reconciler.storage.store import Store
+
+    opened: list[Store] = []
+    init = Store.__init__
+
+    def tracked(self: Store, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(Store, "__init__", tracked)
+    yield opened
+    close_stores(opened)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a PostgreSQL database of its own that
@@ -169,23 +196,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     name = f"hoody_t_{RUN_ID}_{next(_counter)}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    # The stores the test opens are closed before their database goes (their writer
-    # would otherwise retry its maintenance against a database that is gone).
-    from reconciler.storage.store import Store
-
-    opened: list[Store] = []
-    init = Store.__init__
-
-    def tracked(self: Store, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        opened.append(self)
-
-    request.getfixturevalue("monkeypatch").setattr(Store, "__init__", tracked)
+    opened = request.getfixturevalue("_stores_closed")
     try:
         yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
-        for store in opened:
-            with contextlib.suppress(Exception):
-                store.close()
+        close_stores(opened)  # the test's stores are closed before their database goes
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

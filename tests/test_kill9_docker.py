@@ -11,11 +11,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -23,6 +21,7 @@ import pytest
 from reconciler.core.naming import container_name
 
 from .conftest import GitRemote, unique
+from .test_perenv_docker import containers, wait_for
 from .test_serve import free_port, hoody
 
 pytestmark = pytest.mark.docker
@@ -41,25 +40,9 @@ services:
 """
 
 
-def containers(client: docker.DockerClient, repo: str, env: str | None = None) -> list[Any]:
-    wanted = [f"hoody.repo={repo}", *([f"hoody.env={env}"] if env else [])]
-    return client.containers.list(all=True, filters={"label": wanted})
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 def served(client: docker.DockerClient, repo: str, env: str) -> str:
     """What the environment's live container answers on its published port."""
-    (c,) = [c for c in containers(client, repo, env) if c.name == container_name(env, "web")]
+    (c,) = [c for c in containers(client, repo, env=env) if c.name == container_name(env, "web")]
     c.reload()
     port = c.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
@@ -126,7 +109,7 @@ def test_kill_9_mid_apply_then_a_restart_converges_without_duplicates_or_orphans
         return row.get("status") == "healthy" and commit in (None, row.get("commit"))
 
     wait_for(lambda: healthy(main), 90, "main healthy at v1")
-    live = [c.id for c in containers(docker_engine, docker_repo, main)]
+    live = [c.id for c in containers(docker_engine, docker_repo, env=main)]
     assert len(live) == 1
 
     # main: v2 ready ~8 s after start (blue/green: it starts beside v1, which keeps serving);
@@ -135,8 +118,8 @@ def test_kill_9_mid_apply_then_a_restart_converges_without_duplicates_or_orphans
     pa = remote.commit("p/a", {".hoody/app.yaml": spec(app, "pa", before="sleep 8; ")}, base="main")
     wait_for(
         lambda: (
-            len(containers(docker_engine, docker_repo, main)) == 2
-            and containers(docker_engine, docker_repo, waiting)
+            len(containers(docker_engine, docker_repo, env=main)) == 2
+            and containers(docker_engine, docker_repo, env=waiting)
         ),
         60,
         "main's new version beside the old one, and p/a's container",
@@ -147,17 +130,17 @@ def test_kill_9_mid_apply_then_a_restart_converges_without_duplicates_or_orphans
 
     # nothing was cleaned up on the way out: v1 still serves, the half-started versions stay
     assert served(docker_engine, docker_repo, main) == "v1"
-    assert len(containers(docker_engine, docker_repo, main)) == 2
+    assert len(containers(docker_engine, docker_repo, env=main)) == 2
 
     serve(config)
     wait_for(lambda: healthy(main, v2) and healthy(waiting, pa), 120, "both healthy")
-    wait_for(lambda: len(containers(docker_engine, docker_repo, main)) == 1, 30, "v1 retired")
+    wait_for(lambda: len(containers(docker_engine, docker_repo, env=main)) == 1, 30, "v1 retired")
     for env in (main, waiting):
-        names = [c.name for c in containers(docker_engine, docker_repo, env)]
+        names = [c.name for c in containers(docker_engine, docker_repo, env=env)]
         assert names == [container_name(env, "web")], (env, names)
     assert served(docker_engine, docker_repo, main) == "v2"
     assert served(docker_engine, docker_repo, waiting) == "pa"
-    assert [c.id for c in containers(docker_engine, docker_repo, main)] != live
+    assert [c.id for c in containers(docker_engine, docker_repo, env=main)] != live
     assert len(containers(docker_engine, docker_repo)) == 2  # nothing else of the repo
     networks = docker_engine.networks.list(filters={"label": f"hoody.repo={docker_repo}"})
     assert sorted(n.name for n in networks) == sorted([main, waiting])

@@ -13,6 +13,7 @@
     ├── RuntimeUnavailable     the container engine cannot be reached          yes, 10 s
     ├── RuntimeFailure         the engine refused an operation (`status`)      no
     │   ├── NameConflict       an object we did not create holds the name      no
+    │   ├── RuntimeConflict    written at a version the swarm moved on         yes, 2 s
     │   ├── HealthTimeout      a new version never became healthy              no
     │   └── BuildFailed        a build failed; its output is kept apart        no
     ├── ProxyUnavailable       the proxy's admin API cannot be reached         yes, 10 s

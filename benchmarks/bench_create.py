@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from benchlib import FastImport, Spans, init_bare, machine, summary, table
+from benchlib import FastImport, Spans, init_bare, machine, shared_network_as_found, summary, table
 
 from reconciler.core.model import ActionOp
 from reconciler.core.settings import RepoSettings, Settings
@@ -393,4 +393,6 @@ def print_report(rep: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with shared_network_as_found(docker.from_env()):
+        code = main()
+    sys.exit(code)

@@ -14,12 +14,14 @@ with watchfiles, as `hoody serve` does; pushes are real `git push`es into it):
 * N branches pushed at once (one `git push` of N refs), each ready 2 s after start: time
   to all healthy, against the slowest single one (one branch alone, same run) plus the
   engine's own start of N containers (N plain `docker run -d` in parallel, same run);
-  target <= 1.3x. N is 50: that repo's environment networks take /26 subnets of a free
-  10.x.0.0/16 (`docker.subnet_pool`), as the engine's default address pools hold about
-  30 networks.
+  target <= 1.3x. N is 50, one service each, so all join the shared network
+  `hoody_shared`; also against N `docker run -d --network hoody_shared` in parallel (what
+  the engine takes for that). The repo has `docker.subnet_pool` (a free 10.x.0.0/16), as
+  a host with dozens of environments of several services needs.
 
 Everything created carries `hoody.repo=<bench repo>` or `hoody-bench=<run id>` and is
-removed by that label. Needs busybox:1.36 locally.
+removed by that label; the shared network too if this run made it. Needs busybox:1.36
+locally.
 
     .venv/bin/python benchmarks/bench_perenv.py -n 5
 """
@@ -43,10 +45,11 @@ from pathlib import Path
 
 import docker
 import yaml
-from benchlib import git, init_bare, machine
+from benchlib import git, init_bare, machine, shared_network_as_found
 from webhookdocker import server_log
 from webhooklib import REPOSITORY, SECRET, Server, free_port, push_template
 
+from reconciler.core.naming import SHARED_NETWORK
 from reconciler.core.settings import DockerSettings, RepoSettings, Settings
 from reconciler.runtime.docker import DockerRuntime
 from reconciler.serve.service import Service
@@ -333,7 +336,7 @@ def docker_run(before: str = "", network: str | None = None) -> str:
             "-d",
             "--label",
             f"hoody-bench={RUN}",
-            *(["--network", network] if network else []),
+            *(["--network", network, "--cap-drop", "NET_RAW"] if network else []),
             "-p",
             "127.0.0.1::8080",
             IMAGE,
@@ -360,23 +363,14 @@ def plain_run() -> float:
     return took
 
 
-def plain_many(n: int, pool: str | None = None) -> float:
+def plain_many(n: int, network: str | None = None) -> float:
     """The engine alone: n `docker run -d` in parallel, until all returned (started);
-    with `pool`, each after a `docker network create` of its own (a /26 of `pool`), as
-    an environment has."""
+    with `network`, each on that network and without NET_RAW, as a one-service
+    environment runs on the shared network."""
     ids: list[str] = []
-    subnets = list(ipaddress.ip_network(pool).subnets(new_prefix=26))[-n:] if pool else []
 
     def one(i: int) -> None:
-        net = None
-        if pool:
-            net = f"bench-{RUN}-{i}"
-            subprocess.run(
-                ["docker", "network", "create", "--label", f"hoody-bench={RUN}",
-                 "--subnet", str(subnets[i]), net],
-                check=True, capture_output=True,
-            )  # fmt: skip
-        ids.append(docker_run(network=net))
+        ids.append(docker_run(network=network))
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
@@ -386,9 +380,6 @@ def plain_many(n: int, pool: str | None = None) -> float:
         t.join()
     took = time.monotonic() - t0
     subprocess.run(["docker", "rm", "-f", *ids], check=True, capture_output=True)
-    if pool:
-        nets = [f"bench-{RUN}-{i}" for i in range(n)]
-        subprocess.run(["docker", "network", "rm", *nets], check=True, capture_output=True)
     return took
 
 
@@ -514,7 +505,7 @@ def main() -> int:
         ours = hol_without
 
         n = args.branches
-        single, engine, engine_nets, alln = [], [], [], []
+        single, engine, engine_shared, alln = [], [], [], []
         for i in range(args.n if n else 0):
             single.append(
                 push_to_healthy(
@@ -524,7 +515,7 @@ def main() -> int:
                 )
             )
             engine.append(plain_many(n))
-            engine_nets.append(plain_many(n, pool))
+            engine_shared.append(plain_many(n, SHARED_NETWORK))
             alln.append(many_to_healthy(many, n, i))
 
         print(f"\n| ms (median of {args.n}) | value |")
@@ -540,8 +531,8 @@ def main() -> int:
             print(f"| one branch with a 2 s health start, alone | {med(single):.0f} |")
             print(f"| engine alone: {n} x docker run -d in parallel | {med(engine):.0f} |")
             print(
-                f"| engine alone: {n} x (docker network create + docker run -d --network) in "
-                f"parallel | {med(engine_nets):.0f} |"
+                f"| engine alone: {n} x docker run -d --network {SHARED_NETWORK} in parallel "
+                f"| {med(engine_shared):.0f} |"
             )
             print(f"| {n} branches pushed at once, all healthy | {med(alln):.0f} |")
         hol = statistics.median(hol_with) / statistics.median(hol_without)
@@ -557,13 +548,13 @@ def main() -> int:
             bound = statistics.median(single) + statistics.median(engine)
             many_r = statistics.median(alln) / bound
             with_nets = statistics.median(alln) / (
-                statistics.median(single) + statistics.median(engine_nets)
+                statistics.median(single) + statistics.median(engine_shared)
             )
             print(
                 f"{n} branches: {many_r:.2f}x of slowest single + engine alone "
-                f"(target <= 1.3x: {verdict(many_r <= 1.3)}; networks from docker.subnet_pool "
-                f"{pool}, /26 each); {with_nets:.2f}x of slowest single + engine alone with a "
-                "network each"
+                f"(target <= 1.3x: {verdict(many_r <= 1.3)}; one service each, so all on "
+                f"{SHARED_NETWORK}); {with_nets:.2f}x of slowest single + engine alone on "
+                f"{SHARED_NETWORK}"
             )
         print("\nwhere push -> healthy goes, watch (in-process log lines and runtime calls):")
         step_table(breakdowns)
@@ -580,7 +571,7 @@ def main() -> int:
                     "plain": plain,
                     "single": single,
                     "engine": engine,
-                    "engine_nets": engine_nets,
+                    "engine_shared": engine_shared,
                     "all": alln,
                 }.items()
             },
@@ -594,4 +585,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with shared_network_as_found(docker.from_env()):
+        code = main()
+    sys.exit(code)

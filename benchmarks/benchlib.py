@@ -3,6 +3,7 @@ method timers and plain-text tables. Not a test module and not part of the packa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -12,9 +13,11 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from reconciler.core.naming import SHARED_NETWORK
 
 GIT_ENV = {
     **os.environ,
@@ -206,3 +209,17 @@ def machine() -> dict[str, Any]:
         "git": git_version.strip(),
         "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
     }
+
+
+@contextlib.contextmanager
+def shared_network_as_found(client: Any) -> Iterator[None]:
+    """The network one-service environments share is hoody's, not a run's: removed at
+    the end only if the run made it."""
+    existed = bool(client.networks.list(names=[SHARED_NETWORK]))
+    try:
+        yield
+    finally:
+        if not existed:
+            for net in client.networks.list(names=[SHARED_NETWORK]):
+                with contextlib.suppress(Exception):
+                    net.remove()

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from reconciler.core.naming import SHARED_NETWORK
+
 RUN_ID = uuid.uuid4().hex[:6]
 _counter = iter(range(1, 10_000))
 
@@ -115,7 +117,14 @@ def docker_engine():  # type: ignore[no-untyped-def]
         if os.environ.get("CI"):
             pytest.fail(f"Docker engine with busybox:1.36 is required in CI: {e}")
         pytest.skip(f"no Docker engine with busybox:1.36 (run scripts/setup-docker): {e}")
-    return client
+    shared_before = bool(client.networks.list(names=[SHARED_NETWORK]))
+    yield client
+    # The network single-service environments share: removed only if this run made it
+    # (and nothing of someone else's is on it).
+    if not shared_before:
+        for n in client.networks.list(names=[SHARED_NETWORK]):
+            with contextlib.suppress(Exception):
+                n.remove()
 
 
 def cleanup_repo(client, repo: str) -> None:  # type: ignore[no-untyped-def]

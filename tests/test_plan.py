@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from reconciler.core.desired import DesiredState, Held
@@ -32,6 +34,19 @@ def want(name: str, h: str = "h1", ref: str | None = None) -> DesiredEnvironment
         {"web": DesiredService(svc, "busybox:1.36", {}, h)},
         h,
     )
+
+
+def duo(name: str) -> DesiredEnvironment:
+    """Two services: an environment with a network of its own."""
+    one = want(name)
+    api = ServiceSpec("api", image="busybox:1.36")
+    services = {**one.services, "api": DesiredService(api, "busybox:1.36", {}, "h1")}
+    return replace(one, app=AppSpec(name, {**one.app.services, "api": api}), services=services)
+
+
+def have_duo(name: str, network: bool = True) -> ObservedEnvironment:
+    web, api = have(name).containers[0], have(name, service="api").containers[0]
+    return replace(have(name, network=network), containers=(web, replace(api, id=f"id2-{name}")))
 
 
 def have(
@@ -81,10 +96,17 @@ CASES = [
         {"a": "update:drift"},
     ),
     (
-        "missing network is healed",
+        "missing network of several services is healed",
+        state(duo("a")),
+        {"a": have_duo("a", network=False)},
+        {"a": "update:drift"},
+    ),
+    ("several services in sync", state(duo("a")), {"a": have_duo("a")}, {"a": "noop:in_sync"}),
+    (
+        "one service needs no network of its own (the shared one)",
         state(want("a")),
         {"a": have("a", network=False)},
-        {"a": "update:drift"},
+        {"a": "noop:in_sync"},
     ),
     (
         "leftover next container is cleaned",

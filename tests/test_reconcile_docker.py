@@ -11,6 +11,7 @@ import pytest
 
 from reconciler.core.errors import GitError, RuntimeUnavailable
 from reconciler.core.model import ActionOp
+from reconciler.core.naming import SHARED_NETWORK
 from reconciler.core.settings import RepoSettings, Settings
 from reconciler.gitops.controller import Controller
 from reconciler.runtime.docker import DockerRuntime
@@ -90,7 +91,7 @@ def test_branches_become_healthy_environments_and_commits_change_only_their_own(
         "hoody.spec-hash",
     ):
         assert key in main_c.labels
-    assert docker_engine.networks.get(main_env).attrs["Labels"]["hoody.env"] == main_env
+    assert set(main_c.attrs["NetworkSettings"]["Networks"]) == {SHARED_NETWORK}  # one service
     assert docker_engine.volumes.get(f"{main_env}_data").attrs["Labels"]["hoody.env"] == main_env
 
     # A second pass right after does nothing.

@@ -76,7 +76,9 @@ def test_an_environment_on_a_pool_network_is_healthy_and_serves(
 ) -> None:
     app = unique("sp")
     pool = a_free_pool(docker_engine, 24)
-    remote.commit("main", {".hoody/app.yaml": app_yaml(app, "pooled")})
+    # two services: an environment network of its own (one service joins the shared one)
+    worker = "  worker:\n    image: busybox:1.36\n    command: [sleep, '3600']\n"
+    remote.commit("main", {".hoody/app.yaml": app_yaml(app, "pooled", worker)})
     settings = Settings(
         state_dir=tmp_path / "state",
         docker=DockerSettings(subnet_pool=str(pool), subnet_prefix=26),
@@ -89,7 +91,9 @@ def test_an_environment_on_a_pool_network_is_healthy_and_serves(
         env = f"main-{app}"
         net = subnet_of(docker_engine, env)
         assert net.prefixlen == 26 and net.subnet_of(pool)
-        (c,) = docker_engine.containers.list(filters={"label": [f"hoody.env={env}"]})
+        (c,) = docker_engine.containers.list(
+            filters={"label": [f"hoody.env={env}", "hoody.service=web"]}
+        )
         addr = c.attrs["NetworkSettings"]["Networks"][env]["IPAddress"]
         assert ipaddress.ip_address(addr) in net
         port = c.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
@@ -119,3 +123,18 @@ def test_a_prefix_wider_than_the_pool_is_refused() -> None:
     with pytest.raises(ConfigError) as e:
         DockerRuntime(subnet_pool="10.213.0.0/24", subnet_prefix=20)
     assert "docker.subnet_prefix" in str(e.value)
+
+
+def test_the_shared_network_takes_a_wider_block_that_no_environment_network_overlaps() -> None:
+    from reconciler.runtime.subnets import Subnet, SubnetPool
+
+    assert SubnetPool("10.213.0.0/16", 26).shared_prefix == 20  # 64 networks' worth
+    assert SubnetPool("10.213.0.0/20", 26).shared_prefix == 22  # a quarter of the pool
+    assert SubnetPool("10.213.0.0/24", 24).shared_prefix == 24
+    pool = SubnetPool("10.213.0.0/16", 26)
+    with pool.chosen(lambda: [], set(), pool.shared_prefix) as shared:
+        assert shared == Subnet("10.213.0.0/20")
+        with pool.chosen(lambda: [], set()) as env:  # chosen while the shared one is made
+            assert env == Subnet("10.213.16.0/26")
+    with pool.chosen(lambda: [Subnet("10.213.0.0/20")], set()) as env:
+        assert env == Subnet("10.213.16.0/26")

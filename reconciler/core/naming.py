@@ -14,7 +14,8 @@ Rule (documented in docs/architecture.md):
   app names may not either, so a hashed name can never equal a lossless one.
 
 Docker object names add a suffix with `_`, which never occurs in an environment name:
-network `<env>`, container `<env>_<service>`, volume `<env>_<volume>`.
+network `<env>`, container `<env>_<service>`, volume `<env>_<volume>`; the network that
+single-service environments share is `hoody_shared`.
 
 Proxy host labels (one DNS label each, under `proxy.domain`): the environment's first
 published (service, port) answers at `<env>`; every published (service, port) also at
@@ -96,6 +97,11 @@ def next_container_name(env: str, service: str, spec_hash: str) -> str:
 
 def network_name(env: str) -> str:
     return env
+
+
+# The network single-service environments share (runtimes that have one): an underscore,
+# so no environment's own network (named like the environment) can take the name.
+SHARED_NETWORK = "hoody_shared"
 
 
 def volume_name(env: str, volume: str) -> str:

@@ -46,7 +46,9 @@ def _drift(desired: DesiredEnvironment, observed: ObservedEnvironment) -> tuple[
     leftovers = sorted({c.service for c in observed.containers if c.role} - set(changed))
     if leftovers:
         reasons.append(f"unfinished start of {', '.join(leftovers)} to clean up")
-    if network_name(desired.name) not in observed.networks:
+    # One service joins a runtime's shared network (docker), where it has one; an engine
+    # removes no network a container uses, so a missing one of its own shows as above.
+    if len(desired.services) > 1 and network_name(desired.name) not in observed.networks:
         reasons.append("network missing")
     wanted_volumes = {
         volume_name(desired.name, v) for s in desired.services.values() for v in s.spec.volumes

@@ -48,7 +48,7 @@ class ContainerSpec:
     image: str
     labels: Mapping[str, str]
     network: str
-    alias: str  # the service name, resolvable inside the environment's network
+    alias: str | None  # the service name on the environment's own network; none on the shared one
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
@@ -61,6 +61,7 @@ class ContainerSpec:
     working_dir: str | None = None
     # the spec's check, for a runtime that probes by itself too (a swarm's rolling update)
     healthcheck: HealthCheck | None = None
+    cap_drop: tuple[str, ...] = ()  # kernel capabilities taken away (NET_RAW on the shared network)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,14 @@ class Runtime(Protocol):
     def build_image(self, tag: str, request: BuildRequest, progress: Progress) -> None: ...
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    # The name of a network that containers of any environment share without reaching one
+    # another (no traffic between its containers), or None when this runtime has none
+    # (every environment then gets a network of its own).
+    shared_network: str | None
+
+    def ensure_shared_network(self) -> None:
+        """Create `shared_network` if it does not exist."""
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
 

@@ -22,6 +22,7 @@ from reconciler.core.model import (
     LABEL_REPO,
     ObservedEnvironment,
 )
+from reconciler.core.naming import SHARED_NETWORK
 from reconciler.runtime import (
     BuildRequest,
     ContainerSpec,
@@ -37,6 +38,9 @@ from reconciler.runtime.subnets import Subnet, SubnetPool, engine_subnets, with_
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+SHARED_LABELS = {"hoody.shared-network": "true"}  # not hoody.managed: no environment's object
+SHARED_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
 
 
 _BUILD_TAIL = 20  # lines of build output kept for the error
@@ -56,6 +60,9 @@ class DockerRuntime:
         self._client: docker.DockerClient | None = None
         self._anonymous: docker.APIClient | None = None
         self._lock = threading.Lock()
+        self._shared_lock = threading.Lock()
+
+    shared_network: str | None = SHARED_NETWORK
 
     @property
     def api(self) -> docker.APIClient:
@@ -196,16 +203,55 @@ class DockerRuntime:
         if not owns(existing.get("Labels"), labels):
             raise NameConflict(taken("network", name, existing.get("Labels"), labels))
 
-    def _create_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def ensure_shared_network(self) -> None:
+        """The bridge single-service environments share, with traffic between its
+        containers dropped by the engine (`enable_icc=false`): each reaches the outside
+        and is reached on its published ports, never another environment's container.
+        One creation at a time in this process (the engine's duplicate check is not
+        atomic)."""
+        name = SHARED_NETWORK
+        with self._shared_lock:
+            try:
+                existing = self._call("inspect network", lambda: self.api.inspect_network(name))
+            except RuntimeFailure as e:
+                if e.status != NOT_FOUND:
+                    raise
+                try:
+                    self._create_network(name, SHARED_LABELS, SHARED_OPTIONS)
+                    return
+                except RuntimeFailure as refused:  # another process made it in between?
+                    try:
+                        existing = self._call(
+                            "inspect network", lambda: self.api.inspect_network(name)
+                        )
+                    except RuntimeFailure:
+                        raise refused from None
+        options = existing.get("Options") or {}
+        if any(options.get(k) != v for k, v in SHARED_OPTIONS.items()):
+            raise NameConflict(
+                f"network name {name} is held by a network that lets its containers reach "
+                "one another (not hoody's shared network); it is left alone"
+            )
+
+    def _create_network(
+        self, name: str, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> None:
         what = f"create network {name}"
+        shared = name == SHARED_NETWORK
+
+        def create(ipam: IPAMConfig | None = None) -> object:
+            return self.api.create_network(
+                name,
+                driver="bridge",
+                labels=dict(labels),
+                options=dict(options) if options else None,
+                ipam=ipam,
+                check_duplicate=True,
+            )
+
         if self._subnets is None:
             try:
-                self._call(
-                    what,
-                    lambda: self.api.create_network(
-                        name, driver="bridge", labels=dict(labels), check_duplicate=True
-                    ),
-                )
+                self._call(what, create)
             except RuntimeFailure as e:
                 hinted = with_pool_hint(e)
                 if hinted is e:
@@ -214,17 +260,12 @@ class DockerRuntime:
             return
         tried: set[Subnet] = set()
         used = lambda: engine_subnets(self._call("list networks", lambda: self.api.networks()))  # noqa: E731
+        prefix = self._subnets.shared_prefix if shared else None
         while True:
-            with self._subnets.chosen(used, tried) as subnet:
+            with self._subnets.chosen(used, tried, prefix) as subnet:
                 try:
                     with engine(what):
-                        self.api.create_network(
-                            name,
-                            driver="bridge",
-                            labels=dict(labels),
-                            ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
-                            check_duplicate=True,
-                        )
+                        create(ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]))
                     return
                 except RuntimeFailure as e:
                     if "overlap" not in str(e).lower() or len(tried) >= 16:
@@ -259,9 +300,11 @@ class DockerRuntime:
             restart_policy={"Name": "unless-stopped"},
             network_mode=spec.network,
             init=True,
+            cap_drop=list(spec.cap_drop) or None,
         )
+        aliases = [spec.alias] if spec.alias else None
         networking = api.create_networking_config(
-            {spec.network: api.create_endpoint_config(aliases=[spec.alias])}
+            {spec.network: api.create_endpoint_config(aliases=aliases)}
         )
         try:
             with engine(f"create container {spec.name}"):

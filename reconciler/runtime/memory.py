@@ -19,6 +19,7 @@ from reconciler.core.model import (
     LABEL_REPO,
     ObservedEnvironment,
 )
+from reconciler.core.naming import SHARED_NETWORK
 from reconciler.runtime import (
     BuildRequest,
     ContainerSpec,
@@ -116,6 +117,13 @@ class MemoryRuntime:
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
         self._enter("ensure_network")
         self._ensure(self.networks, "network", name, labels)
+
+    shared_network: str | None = SHARED_NETWORK
+
+    def ensure_shared_network(self) -> None:
+        self._enter("ensure_shared_network")
+        with self._lock:
+            self.networks.setdefault(SHARED_NETWORK, {"hoody.shared-network": "true"})
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self._enter("ensure_volume")

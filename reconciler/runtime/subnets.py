@@ -38,8 +38,8 @@ def with_pool_hint(e: RuntimeFailure) -> RuntimeFailure:
     if "address pool" not in str(e):
         return e
     return RuntimeFailure(
-        f"{e} (one network per environment: set docker.subnet_pool, e.g. 10.213.0.0/16, "
-        "to give them subnets of a private range)",
+        f"{e} (one network per environment of several services: set "
+        "docker.subnet_pool, e.g. 10.213.0.0/16, to give them subnets of a private range)",
         status=e.status,
     )
 
@@ -55,12 +55,21 @@ class SubnetPool:
         self._lock = threading.Lock()
         self._reserved: set[Subnet] = set()  # chosen, their networks being created
 
+    @property
+    def shared_prefix(self) -> int:
+        """The shared network's: 64 environment networks' worth, at most a quarter of
+        the pool (and never smaller than an environment network)."""
+        return min(self.prefix, max(self.pool.prefixlen + 2, self.prefix - 6))
+
     @contextlib.contextmanager
-    def chosen(self, used: Callable[[], list[Subnet]], tried: set[Subnet]) -> Iterator[Subnet]:
-        """A free subnet, held for this process while the block creates its network.
-        `used` lists the engine's subnets; `tried` are ones the engine refused as taken."""
+    def chosen(
+        self, used: Callable[[], list[Subnet]], tried: set[Subnet], prefix: int | None = None
+    ) -> Iterator[Subnet]:
+        """A free subnet (of `prefix`, by default the pool's), held for this process
+        while the block creates its network. `used` lists the engine's subnets; `tried`
+        are ones the engine refused as taken."""
         with self._lock:
-            subnet = self._first_free(used(), tried | self._reserved)
+            subnet = self._first_free(used(), tried | self._reserved, prefix or self.prefix)
             self._reserved.add(subnet)
         try:
             yield subnet
@@ -68,11 +77,13 @@ class SubnetPool:
             with self._lock:
                 self._reserved.discard(subnet)
 
-    def _first_free(self, used: list[Subnet], skip: set[Subnet]) -> Subnet:
-        for candidate in self.pool.subnets(new_prefix=self.prefix):
-            if candidate not in skip and not any(candidate.overlaps(u) for u in used):
+    def _first_free(self, used: list[Subnet], skip: set[Subnet], prefix: int) -> Subnet:
+        for candidate in self.pool.subnets(new_prefix=prefix):
+            if not any(candidate.overlaps(u) for u in used) and not any(
+                candidate.overlaps(s) for s in skip
+            ):
                 return candidate
         raise RuntimeFailure(
-            f"no free /{self.prefix} subnet left in docker.subnet_pool {self.pool} "
+            f"no free /{prefix} subnet left in docker.subnet_pool {self.pool} "
             f"({len(used)} networks on the engine)"
         )

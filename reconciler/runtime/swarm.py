@@ -180,6 +180,13 @@ class SwarmRuntime:
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
         ops.ensure_overlay(self.api, name, labels)
 
+    # An overlay network has no switch for traffic between its tasks: every environment
+    # gets an overlay of its own.
+    shared_network: str | None = None
+
+    def ensure_shared_network(self) -> None:
+        raise RuntimeFailure("the swarm runtime has no shared network")
+
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self.engine.ensure_volume(name, labels)
 

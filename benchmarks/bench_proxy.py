@@ -24,21 +24,20 @@ image busybox:1.36.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import bench_create
 import docker
-from benchlib import git, init_bare, machine, pct, table
+from benchlib import git, init_bare, machine, pct, shared_network_as_found, table
 
 from reconciler.core.model import ObservedContainer, ObservedEnvironment
 from reconciler.core.settings import ProxySettings, RepoSettings, ServerSettings, Settings
@@ -59,6 +58,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def client_process(*args: object) -> subprocess.Popen[str]:
+    """httpclient.py in its own process (see there), once it said it is ready."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("httpclient.py")), *map(str, args)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"httpclient.py {args[0]} did not start")
+    return proc
 
 
 def fetch(port: int, host: str) -> tuple[int, str]:
@@ -177,26 +188,7 @@ def route_change(
         load_ms = (time.perf_counter() - t) * 1000
         port = proxy.settings.port
         target, others = names[0], names[1:]
-        failures: list[str] = []
-        done = [0]
-        stop = threading.Event()
-
-        def loop() -> None:
-            i = 0
-            deadline = time.monotonic() + 300
-            while not stop.is_set() and time.monotonic() < deadline:
-                host = f"{others[i % len(others)]}.localhost"
-                i += 1
-                try:
-                    status, body = fetch(port, host)
-                    if status != 200 or body != "blue":
-                        failures.append(f"{host}: {status} {body[:40]}")
-                except OSError as e:
-                    failures.append(f"{host}: {e}")
-                done[0] += 1
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
+        client_loop = client_process("loop", port, "blue", *(f"{n}.localhost" for n in others))
         env = _desired(target)
         times, wrong, cpu = [], 0, 0.0
         for i in range(args.changes):
@@ -208,8 +200,8 @@ def route_change(
             if fetch(port, f"{target}.localhost")[1] != ("green" if upstream == b else "blue"):
                 wrong += 1
             time.sleep(0.05)
-        stop.set()
-        thread.join(10)
+        loop_out = json.loads(client_loop.communicate(timeout=30)[0].splitlines()[-1])
+        failures = loop_out["failures"]
         return {
             "routes": args.routes,
             "initial_load_ms": load_ms,
@@ -219,7 +211,7 @@ def route_change(
             "max_ms": max(times),
             "caddy_cpu_ms_per_change": cpu / len(times),
             "not_switched_after_return": wrong,
-            "other_requests": done[0],
+            "other_requests": loop_out["requests"],
             "other_failures": len(failures),
             "first_failures": failures[:3],
         }
@@ -303,28 +295,14 @@ def push_to_healthy(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def _one_push(ctl: Controller, proxy: Proxy, work: Path, repo: str, app: str, i: int) -> float:
     branch = f"b{i}"
     host = f"{branch}-{app}.localhost"
-    first_200 = [0.0]
-    stop = threading.Event()
-
-    def poll() -> None:
-        deadline = time.monotonic() + 120
-        while not stop.is_set() and time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                if fetch(proxy.settings.port, host)[0] == 200:
-                    first_200[0] = time.perf_counter()
-                    return
-            time.sleep(0.005)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    t0 = time.perf_counter()
+    poller = client_process("first200", proxy.settings.port, host)
+    t0 = time.monotonic()
     git(work, "push", "-q", "origin", f"HEAD:refs/heads/{branch}")
     result = ctl.reconcile(repo)
-    poller.join(120)
-    stop.set()
-    if not result.ok or not first_200[0]:
+    first_200 = json.loads(poller.communicate(timeout=120)[0].splitlines()[-1])["at"]
+    if not result.ok or not first_200:
         raise RuntimeError(f"push {branch}: {result.errors or 'no 200 at ' + host}")
-    total = first_200[0] - t0
+    total = first_200 - t0
     git(work, "push", "-q", "origin", f":refs/heads/{branch}")
     removed = ctl.reconcile(repo)  # removes it and waits for that (not timed)
     if not removed.ok:
@@ -410,4 +388,6 @@ def report(mach: dict[str, Any], args: argparse.Namespace, out: dict[str, Any]) 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with shared_network_as_found(docker.from_env()):
+        code = main()
+    sys.exit(code)

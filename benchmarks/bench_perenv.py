@@ -150,7 +150,10 @@ class Steps(logging.Handler):
     """Where one push's time goes: the service's own log lines and the runtime calls of
     one repo (wrapped on its runtime instance), stamped with time.monotonic()."""
 
-    CALLS = ("has_image", "ensure_network", "create_container", "start_container")
+    CALLS = (
+        "has_image", "ensure_network", "ensure_shared_network", "create_container",
+        "start_container",
+    )  # fmt: skip
 
     def __init__(self, repo: Repo) -> None:
         super().__init__(logging.DEBUG)
@@ -188,7 +191,7 @@ class Steps(logging.Handler):
         planned = first(lambda m: "pass: create" in m and env in m, queued)
         img0 = first(lambda m: m == "> has_image", planned)
         img1 = first(lambda m: m == "< has_image", img0)
-        net1 = first(lambda m: m == "< ensure_network", img0)
+        net1 = first(lambda m: m in ("< ensure_network", "< ensure_shared_network"), img0)
         c0 = first(lambda m: m == "> create_container", img1)
         c1 = first(lambda m: m == "< create_container", c0)
         s0 = first(lambda m: m == "> start_container", c1)

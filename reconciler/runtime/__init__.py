@@ -30,6 +30,9 @@ from reconciler.core.naming import container_name
 
 Progress = Callable[[str], None]
 
+# The shared network's labels: not hoody.managed, so it is no environment's object.
+SHARED_LABELS = {"hoody.shared-network": "true"}
+
 
 @dataclass(frozen=True)
 class BuildRequest:

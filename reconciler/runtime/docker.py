@@ -11,7 +11,7 @@ import collections
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import docker
 from docker.types import IPAMConfig, IPAMPool, Mount
@@ -24,6 +24,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.naming import SHARED_NETWORK
 from reconciler.runtime import (
+    SHARED_LABELS,
     BuildRequest,
     ContainerSpec,
     ContainerState,
@@ -39,7 +40,6 @@ from reconciler.runtime.subnets import Subnet, SubnetPool, engine_subnets, with_
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SHARED_LABELS = {"hoody.shared-network": "true"}  # not hoody.managed: no environment's object
 SHARED_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
 
 
@@ -206,32 +206,38 @@ class DockerRuntime:
     def ensure_shared_network(self) -> None:
         """The bridge single-service environments share, with traffic between its
         containers dropped by the engine (`enable_icc=false`): each reaches the outside
-        and is reached on its published ports, never another environment's container.
-        One creation at a time in this process (the engine's duplicate check is not
-        atomic)."""
-        name = SHARED_NETWORK
-        with self._shared_lock:
-            try:
-                existing = self._call("inspect network", lambda: self.api.inspect_network(name))
-            except RuntimeFailure as e:
-                if e.status != NOT_FOUND:
-                    raise
-                try:
-                    self._create_network(name, SHARED_LABELS, SHARED_OPTIONS)
-                    return
-                except RuntimeFailure as refused:  # another process made it in between?
+        and is reached on its published ports, never another environment's container."""
+        existing = self._inspect_shared()
+        if existing is None:
+            # one creation at a time in this process (the engine's duplicate check is
+            # not atomic)
+            with self._shared_lock:
+                existing = self._inspect_shared()
+                if existing is None:
                     try:
-                        existing = self._call(
-                            "inspect network", lambda: self.api.inspect_network(name)
-                        )
-                    except RuntimeFailure:
-                        raise refused from None
+                        self._create_network(SHARED_NETWORK, SHARED_LABELS, SHARED_OPTIONS)
+                        return
+                    except RuntimeFailure as refused:  # another process made it since?
+                        existing = self._inspect_shared()
+                        if existing is None:
+                            raise refused from None
         options = existing.get("Options") or {}
         if any(options.get(k) != v for k, v in SHARED_OPTIONS.items()):
             raise NameConflict(
-                f"network name {name} is held by a network that lets its containers reach "
-                "one another (not hoody's shared network); it is left alone"
+                f"network name {SHARED_NETWORK} is held by a network that lets its "
+                "containers reach one another (not hoody's shared network); it is left alone"
             )
+
+    def _inspect_shared(self) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self._call(
+                "inspect network", lambda: self.api.inspect_network(SHARED_NETWORK)
+            )
+        except RuntimeFailure as e:
+            if e.status == NOT_FOUND:
+                return None
+            raise
+        return found
 
     def _create_network(
         self, name: str, labels: Mapping[str, str], options: Mapping[str, str] | None = None

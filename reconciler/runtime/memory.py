@@ -21,6 +21,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.naming import SHARED_NETWORK
 from reconciler.runtime import (
+    SHARED_LABELS,
     BuildRequest,
     ContainerSpec,
     ContainerState,
@@ -123,7 +124,7 @@ class MemoryRuntime:
     def ensure_shared_network(self) -> None:
         self._enter("ensure_shared_network")
         with self._lock:
-            self.networks.setdefault(SHARED_NETWORK, {"hoody.shared-network": "true"})
+            self.networks.setdefault(SHARED_NETWORK, dict(SHARED_LABELS))
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self._enter("ensure_volume")

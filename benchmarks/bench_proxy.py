@@ -38,6 +38,7 @@ from typing import Any
 import bench_create
 import docker
 from benchlib import git, init_bare, machine, pct, shared_network_as_found, table
+from httpclient import fetch
 
 from reconciler.core.model import ObservedContainer, ObservedEnvironment
 from reconciler.core.settings import ProxySettings, RepoSettings, ServerSettings, Settings
@@ -70,18 +71,6 @@ def client_process(*args: object) -> subprocess.Popen[str]:
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError(f"httpclient.py {args[0]} did not start")
     return proc
-
-
-def fetch(port: int, host: str) -> tuple[int, str]:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/", headers={"Host": host, "Connection": "close"})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode().strip()
-    finally:
-        conn.close()
 
 
 def page_container(client: docker.DockerClient, text: str) -> int:

@@ -1,11 +1,10 @@
 """On the real engine: environments of one service share `hoody_shared`, where no
 container reaches another's, while one of several services keeps a network of its own
-with its service names as aliases; teardown leaves the shared network, and a network of that name
-that lets containers talk is refused, not joined."""
+with its service names as aliases; teardown leaves the shared network, and a network of
+that name that lets containers talk is refused, not joined."""
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,40 +19,16 @@ from reconciler.runtime.docker import DockerRuntime
 from reconciler.storage.store import Store
 
 from .conftest import GitRemote, unique
+from .test_reconcile_docker import WEB, app_yaml, get
 
 pytestmark = pytest.mark.docker
 
-WEB = 'mkdir -p /www && echo "$GREETING" > /www/index.html && exec httpd -f -p 8080 -h /www'
-
-
-def one_service(app: str, greeting: str) -> str:
-    return f"""\
-name: {app}
-services:
-  web:
-    image: busybox:1.36
-    command: ["sh", "-c", '{WEB}']
-    env: {{GREETING: {greeting}}}
-    ports: [8080]
-    healthcheck: {{http: /, port: 8080, start_period: 15s}}
-"""
-
-
-def two_services(app: str) -> str:
-    return (
-        one_service(app, "front")
-        + f"""\
+API = f"""\
   api:
     image: busybox:1.36
     command: ["sh", "-c", '{WEB}']
     env: {{GREETING: api}}
 """
-    )
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return r.read().decode().strip()
 
 
 def attrs(client: docker.DockerClient, name: str) -> dict[str, Any]:
@@ -74,9 +49,9 @@ def test_single_service_environments_share_a_network_and_cannot_reach_each_other
     tmp_path: Path, remote: GitRemote, docker_repo: str, docker_engine: docker.DockerClient
 ) -> None:
     app = unique("a")
-    remote.commit("main", {".hoody/app.yaml": one_service(app, "hello-main")})
-    remote.commit("feature/x", {".hoody/app.yaml": one_service(app, "hello-x")})
-    remote.commit("feature/duo", {".hoody/app.yaml": two_services(app)})
+    remote.commit("main", {".hoody/app.yaml": app_yaml(app, "hello-main")})
+    remote.commit("feature/x", {".hoody/app.yaml": app_yaml(app, "hello-x")})
+    remote.commit("feature/duo", {".hoody/app.yaml": app_yaml(app, "front", API)})
     settings = Settings(
         state_dir=tmp_path / "state",
         repos=(RepoSettings(name=docker_repo, url=str(remote.bare), branches=("*", "*/*")),),

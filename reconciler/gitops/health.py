@@ -82,7 +82,7 @@ def wait_healthy(
             ok, last = res.exit_code == 0, f"command exited {res.exit_code}"
         else:
             port = hc.port or (svc.spec.ports[0] if svc.spec.ports else 80)
-            ok, last = runtime.probe_http(cid, port, hc.http or "/", hc.timeout, publish_host)
+            ok, last = runtime.probe_http(state, port, hc.http or "/", hc.timeout, publish_host)
         if ok:
             progress(f"{svc.name}: healthy ({last})")
             return

@@ -223,9 +223,10 @@ class Runtime(Protocol):
         (1 = stdout, 2 = stderr); returns the exit code."""
 
     def probe_http(
-        self, container_id: str, port: int, path: str, timeout: float, publish_host: str
+        self, state: ContainerState, port: int, path: str, timeout: float, publish_host: str
     ) -> tuple[bool, str]:
-        """GET `path` on `port` of the container (its published port or its own address,
-        nothing else; a redirect is not followed but unhealthy); (ok, what happened)."""
+        """GET `path` on `port` of the container as `inspect_container` just read it (its
+        published port or its own address, nothing else; a redirect is not followed but
+        unhealthy); (ok, what happened)."""
 
     def logs(self, container_id: str, tail: int = 20) -> str: ...

@@ -438,12 +438,11 @@ class DockerRuntime:
         return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 
     def probe_http(
-        self, container_id: str, port: int, path: str, timeout: float, publish_host: str
+        self, state: ContainerState, port: int, path: str, timeout: float, publish_host: str
     ) -> tuple[bool, str]:
         """Through the published port when there is one, else the container's address;
         one request on one connection to that address, never anywhere else: no redirect
         is followed (a 3xx is unhealthy) and no proxy is used."""
-        state = self.inspect_container(container_id)
         if not state.running:
             return False, f"container {state.status}"
         if port in state.ports:

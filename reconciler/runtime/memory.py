@@ -232,9 +232,9 @@ class MemoryRuntime:
         return ""
 
     def probe_http(
-        self, container_id: str, port: int, path: str, timeout: float, publish_host: str
+        self, state: ContainerState, port: int, path: str, timeout: float, publish_host: str
     ) -> tuple[bool, str]:
         self._enter("probe_http")
-        c = self.containers.get(container_id)
+        c = self.containers.get(state.id)
         ok = c is not None and c.running and c.spec.image not in self.unhealthy_images
         return ok, "200 OK" if ok else "connection refused"

@@ -390,10 +390,9 @@ class SwarmRuntime:
         return self.engine.logs(ss.container_id(newest), tail)
 
     def probe_http(
-        self, container_id: str, port: int, path: str, timeout: float, publish_host: str
+        self, state: ContainerState, port: int, path: str, timeout: float, publish_host: str
     ) -> tuple[bool, str]:
         """Through the task's host-mode published port on this node, nothing else."""
-        state = self.inspect_container(container_id)
         if not state.running:
             return False, f"service {state.status}"
         if port not in state.ports:

@@ -215,7 +215,7 @@ class DockerRuntime:
                 existing = self._inspect_shared()
                 if existing is None:
                     try:
-                        self._create_network(SHARED_NETWORK, SHARED_LABELS, SHARED_OPTIONS)
+                        self._create_network(SHARED_NETWORK, SHARED_LABELS, shared=True)
                         return
                     except RuntimeFailure as refused:  # another process made it since?
                         existing = self._inspect_shared()
@@ -239,18 +239,16 @@ class DockerRuntime:
             raise
         return found
 
-    def _create_network(
-        self, name: str, labels: Mapping[str, str], options: Mapping[str, str] | None = None
-    ) -> None:
+    def _create_network(self, name: str, labels: Mapping[str, str], shared: bool = False) -> None:
+        """`shared`: the shared network's options, and a wider block of the subnet pool."""
         what = f"create network {name}"
-        shared = name == SHARED_NETWORK
 
         def create(ipam: IPAMConfig | None = None) -> object:
             return self.api.create_network(
                 name,
                 driver="bridge",
                 labels=dict(labels),
-                options=dict(options) if options else None,
+                options=dict(SHARED_OPTIONS) if shared else None,
                 ipam=ipam,
                 check_duplicate=True,
             )
